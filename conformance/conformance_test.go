@@ -1,0 +1,477 @@
+// Package conformance proves that the real @supabase/supabase-js 2.119.0,
+// running the Realtime Status guide's snippet unmodified in Node, works
+// against dollr serve: payments are driven through the Open API and the
+// sandbox, and the client's status callbacks and payload.new rows are checked.
+package conformance
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+// nodeBin is the node executable, found by requireNode.
+var nodeBin string
+
+// vsns are the two wire formats: 2.0.0 is what supabase-js sends by default,
+// 1.0.0 is what `realtime: { vsn: "1.0.0" }` selects.
+var vsns = []string{"2.0.0", "1.0.0"}
+
+const publicStatusTable = "checkout_payment_intent_public_status"
+
+// requireNode finds node and makes sure node_modules holds the pinned
+// packages, running `npm ci` if it does not. Without node the suite skips
+// locally and fails in CI.
+func requireNode(t *testing.T) {
+	t.Helper()
+	missing := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") != "" {
+			t.Fatalf(format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	p, err := exec.LookPath("node")
+	if err != nil {
+		missing("node not found: the supabase-js conformance suite needs Node.js 20+ (%v)", err)
+	}
+	nodeBin = p
+	if installedVersion("@supabase/supabase-js") == "2.119.0" && installedVersion("ws") != "" {
+		return
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		missing("node_modules is not installed and npm is not found (%v)", err)
+	}
+	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci in conformance/: %v\n%s", err, out)
+	}
+	if v := installedVersion("@supabase/supabase-js"); v != "2.119.0" {
+		t.Fatalf("npm ci installed @supabase/supabase-js %q, want 2.119.0", v)
+	}
+}
+
+func installedVersion(pkg string) string {
+	b, err := os.ReadFile(filepath.Join("node_modules", pkg, "package.json"))
+	if err != nil {
+		return ""
+	}
+	var m struct {
+		Version string `json:"version"`
+	}
+	json.Unmarshal(b, &m)
+	return m.Version
+}
+
+// TestSupabaseJS runs every scenario for both wire formats. Three servers run
+// side by side: one shared by the scenarios that leave it alone, one with a
+// short realtime-key lifetime, and one that is restarted mid-payment.
+func TestSupabaseJS(t *testing.T) {
+	requireNode(t)
+	bin := buildDollr(t)
+	runConcurrently(t, map[string]func(*testing.T){
+		"server":  func(t *testing.T) { sharedServerScenarios(t, bin) },
+		"expiry":  func(t *testing.T) { expiryScenario(t, bin) },
+		"restart": func(t *testing.T) { restartScenario(t, bin) },
+	})
+}
+
+func sharedServerScenarios(t *testing.T, bin string) {
+	srv := startServer(t, bin)
+	merchant := newAPI(t, srv.creds)
+	perVSN := map[string]func(*testing.T){}
+	for _, vsn := range vsns {
+		perVSN["vsn="+vsn] = func(t *testing.T) {
+			runConcurrently(t, map[string]func(*testing.T){
+				"completes":    func(t *testing.T) { testProgression(t, srv, merchant, vsn, phoneCompletes, "COMPLETED") },
+				"fails":        func(t *testing.T) { testProgression(t, srv, merchant, vsn, phoneFails, "FAILED") },
+				"late-join":    func(t *testing.T) { testLateJoin(t, srv, merchant, vsn) },
+				"isolation":    func(t *testing.T) { testIsolation(t, srv, merchant, vsn) },
+				"unauthorized": func(t *testing.T) { testUnauthorized(t, srv, merchant, vsn) },
+			})
+		}
+	}
+	runConcurrently(t, perVSN)
+}
+
+// testProgression: a client subscribed before the execution sees SUBSCRIBED,
+// then payload.new.status PENDING → PROCESSING → final, in order.
+func testProgression(t *testing.T, srv *server, merchant *api, vsn, phone, final string) {
+	p := merchant.preparePayment(t, phone)
+	c := startJS(t, "snippet.mjs", vsn)
+	c.subscribe(srv.creds, merchant.realtimeKey(t, p.sessionID, p.referenceID), p.sessionID, p.referenceID)
+	c.waitFor("SUBSCRIBED", has(isStatus("SUBSCRIBED")))
+
+	// Our promise: the subscription is live before the join reply, so a
+	// payment executed right after SUBSCRIBED is seen from its first row.
+	merchant.execute(t, p)
+	rs := c.waitFor("payload.new.status "+final, has(isChangeTo(final)))
+
+	checkRows(t, rs, p)
+	if got, want := distinctStatuses(rs), []string{"PENDING", "PROCESSING", final}; !slices.Equal(got, want) {
+		t.Errorf("payload.new.status went %v, want %v", got, want)
+	}
+	checkWireFormat(t, rs, vsn)
+	checkOnlySubscribed(t, rs)
+	checkRowShape(t, rs[indexOf(rs, 0, isChangeTo(final))].New)
+}
+
+// testLateJoin: a client that subscribes after the payment finished still
+// receives its final row, sent after "Subscribed to PostgreSQL".
+func testLateJoin(t *testing.T, srv *server, merchant *api, vsn string) {
+	p := merchant.preparePayment(t, phoneCompletes)
+	c := startJS(t, "snippet.mjs", vsn)
+	merchant.execute(t, p)
+	merchant.waitStatus(t, p.referenceID, "COMPLETED")
+
+	c.subscribe(srv.creds, merchant.realtimeKey(t, p.sessionID, p.referenceID), p.sessionID, p.referenceID)
+	rs := c.waitFor("SUBSCRIBED, then payload.new.status COMPLETED", inOrder(isStatus("SUBSCRIBED"), isChangeTo("COMPLETED")))
+
+	checkRows(t, rs, p)
+	if got := distinctStatuses(rs); !slices.Equal(got, []string{"COMPLETED"}) {
+		t.Errorf("a late subscriber saw payload.new.status %v, want only the current COMPLETED", got)
+	}
+	checkWireFormat(t, rs, vsn)
+	checkOnlySubscribed(t, rs)
+}
+
+// probeSpec is one hostile subscription in probe.mjs: A's key and A's channel
+// name, with bindings that ask for other rows.
+type probeSpec struct {
+	Name     string           `json:"name"`
+	Bindings []map[string]any `json:"bindings"`
+	// mustSubscribe: the server must accept the join (and restrict the rows)
+	// rather than refuse it.
+	mustSubscribe bool
+	// barrier: binding 1 is A's own legitimate binding; receiving A's final
+	// row on it proves everything committed before was already delivered.
+	barrier bool
+}
+
+// testIsolation: a key for reference A never receives B's rows, whatever
+// filter its client sends, while B's payment runs to completion.
+func testIsolation(t *testing.T, srv *server, merchant *api, vsn string) {
+	a := merchant.preparePayment(t, phoneCompletes)
+	b := merchant.preparePayment(t, phoneCompletes)
+	bClient := startJS(t, "snippet.mjs", vsn)
+	prober := startJS(t, "probe.mjs", vsn)
+
+	on := func(table, filter string) map[string]any {
+		m := map[string]any{"event": "*", "schema": "public"}
+		if table != "" {
+			m["table"] = table
+		}
+		if filter != "" {
+			m["filter"] = filter
+		}
+		return m
+	}
+	own := on(publicStatusTable, "reference_id=eq."+a.referenceID)
+	probes := []probeSpec{
+		{Name: "neq", Bindings: []map[string]any{on(publicStatusTable, "reference_id=neq."+a.referenceID), own}, mustSubscribe: true, barrier: true},
+		{Name: "no-filter", Bindings: []map[string]any{on(publicStatusTable, ""), own}, mustSubscribe: true, barrier: true},
+		{Name: "eq-other", Bindings: []map[string]any{on(publicStatusTable, "reference_id=eq."+b.referenceID), own}, barrier: true},
+		{Name: "in-both", Bindings: []map[string]any{on(publicStatusTable, fmt.Sprintf("reference_id=in.(%s,%s)", a.referenceID, b.referenceID)), own}, barrier: true},
+		{Name: "status-filter", Bindings: []map[string]any{on(publicStatusTable, "status=in.(PENDING,PROCESSING,COMPLETED,FAILED)"), own}, barrier: true},
+		{Name: "not-eq", Bindings: []map[string]any{on(publicStatusTable, "reference_id=not.eq."+a.referenceID), own}, barrier: true},
+		{Name: "all-tables", Bindings: []map[string]any{on("", ""), own}, barrier: true},
+		{Name: "other-table", Bindings: []map[string]any{on("checkout_payment_intent", "")}},
+		{Name: "any-schema", Bindings: []map[string]any{{"event": "*", "schema": "*"}}},
+	}
+
+	bClient.subscribe(srv.creds, merchant.realtimeKey(t, b.sessionID, b.referenceID), b.sessionID, b.referenceID)
+	prober.configure(map[string]any{
+		"SUPABASE_URL":      srv.creds.SupabaseURL,
+		"SUPABASE_ANON_KEY": srv.creds.SupabaseAnonKey,
+		"realtimeKey":       merchant.realtimeKey(t, a.sessionID, a.referenceID),
+		"sessionId":         a.sessionID,
+		"referenceId":       a.referenceID,
+		"probes":            probes,
+	})
+	bClient.waitFor("SUBSCRIBED", has(isStatus("SUBSCRIBED")))
+	subscribed := map[string]bool{}
+	for _, pr := range probes {
+		settled := func(r record) bool {
+			return r.Probe == pr.Name && r.Kind == "status" && (r.Status == "SUBSCRIBED" || r.Status == "CHANNEL_ERROR")
+		}
+		rs := prober.waitFor("probe "+pr.Name+" SUBSCRIBED or CHANNEL_ERROR", has(settled))
+		first := rs[indexOf(rs, 0, settled)]
+		subscribed[pr.Name] = first.Status == "SUBSCRIBED"
+		if pr.mustSubscribe && !subscribed[pr.Name] {
+			t.Errorf("probe %s: %s (%s), want SUBSCRIBED with its rows restricted to its own reference", pr.Name, first.Status, first.Error)
+		}
+		if !subscribed[pr.Name] {
+			t.Logf("probe %s was refused: %s", pr.Name, first.Error)
+		}
+	}
+
+	// B's payment runs to completion while every probe listens ...
+	merchant.execute(t, b)
+	bClient.waitFor("B's payload.new.status COMPLETED", has(isChangeTo("COMPLETED")))
+	// ... then A's, whose final row on each probe's own binding comes after
+	// every row of B in commit order.
+	merchant.execute(t, a)
+	for _, pr := range probes {
+		if pr.barrier && subscribed[pr.Name] {
+			prober.waitFor("probe "+pr.Name+": A's COMPLETED on its own binding", has(inProbe(pr.Name, onBinding(1, isChangeTo("COMPLETED")))))
+		}
+	}
+
+	rs := prober.snapshot()
+	var aRowID any
+	for _, r := range rs {
+		if r.Kind == "change" && r.New["reference_id"] == a.referenceID {
+			aRowID = r.New["id"]
+		}
+	}
+	for _, r := range rs {
+		if r.Kind != "change" {
+			continue
+		}
+		leak := len(r.New) > 0 && r.New["reference_id"] != a.referenceID
+		if ref, ok := r.Old["reference_id"]; ok && ref != a.referenceID {
+			leak = true
+		}
+		if id, ok := r.Old["id"]; ok && id != aRowID {
+			leak = true
+		}
+		if leak {
+			t.Errorf("probe %s binding %d received a row that is not A's (%s): %s", r.Probe, r.Binding, a.referenceID, r.line)
+		}
+	}
+	checkWireFormat(t, rs, vsn)
+}
+
+// testUnauthorized: a key for another session, another reference or another
+// merchant cannot join the channel of this payment.
+func testUnauthorized(t *testing.T, srv *server, merchant *api, vsn string) {
+	victim := merchant.preparePayment(t, phoneCompletes)
+	cases := map[string]func(t *testing.T) (credentials, realtimeKey){
+		"other-session": func(t *testing.T) (credentials, realtimeKey) {
+			other := merchant.preparePayment(t, phoneCompletes)
+			return srv.creds, merchant.realtimeKey(t, other.sessionID, other.referenceID)
+		},
+		"other-reference": func(t *testing.T) (credentials, realtimeKey) {
+			return srv.creds, merchant.realtimeKey(t, victim.sessionID, uuid.NewString())
+		},
+		"other-merchant": func(t *testing.T) (credentials, realtimeKey) {
+			creds := srv.createMerchant(t, "other-"+vsn)
+			otherMerchant := newAPI(t, creds)
+			other := otherMerchant.preparePayment(t, phoneCompletes)
+			return creds, otherMerchant.realtimeKey(t, other.sessionID, other.referenceID)
+		},
+	}
+	tests := map[string]func(*testing.T){}
+	for name, keyFor := range cases {
+		tests[name] = func(t *testing.T) {
+			c := startJS(t, "snippet.mjs", vsn)
+			creds, key := keyFor(t)
+			c.subscribe(creds, key, victim.sessionID, victim.referenceID)
+			// Two refusals: the first join and the client's automatic rejoin.
+			rs := c.waitFor("two CHANNEL_ERRORs", func(rs []record) bool { return count(rs, isStatus("CHANNEL_ERROR")) >= 2 })
+			if n := count(rs, isStatus("SUBSCRIBED")); n > 0 {
+				t.Errorf("got SUBSCRIBED %d times with a key for another %s", n, name)
+			}
+			if n := count(rs, isKind("change")); n > 0 {
+				t.Errorf("received %d rows with a key for another %s", n, name)
+			}
+			if first := rs[indexOf(rs, 0, isStatus("CHANNEL_ERROR"))]; !strings.HasPrefix(first.Error, "Unauthorized: ") {
+				t.Errorf("CHANNEL_ERROR reason %q, want a join error \"Unauthorized: ...\"", first.Error)
+			}
+			checkWireFormat(t, rs, vsn)
+		}
+	}
+	merchant.execute(t, victim) // the victim's rows flow while the others knock
+	runConcurrently(t, tests)
+}
+
+// expiryScenario: when the realtime key expires the server closes the
+// channel, and the client reports CLOSED.
+func expiryScenario(t *testing.T, bin string) {
+	const ttl = 5
+	srv := startServer(t, bin, "--realtime-key-ttl", fmt.Sprintf("%ds", ttl))
+	merchant := newAPI(t, srv.creds)
+	tests := map[string]func(*testing.T){}
+	for _, vsn := range vsns {
+		tests["vsn="+vsn] = func(t *testing.T) {
+			p := merchant.preparePayment(t, phoneCompletes)
+			c := startJS(t, "snippet.mjs", vsn)
+			key := merchant.realtimeKey(t, p.sessionID, p.referenceID)
+			if key.ExpiresIn != ttl {
+				t.Errorf("realtime key expires_in = %d, want %d (--realtime-key-ttl)", key.ExpiresIn, ttl)
+			}
+			c.subscribe(srv.creds, key, p.sessionID, p.referenceID)
+			rs := c.waitFor("SUBSCRIBED, then CLOSED at the key's expiry", inOrder(isStatus("SUBSCRIBED"), isStatus("CLOSED")))
+			closed := indexOf(rs, 0, isStatus("CLOSED"))
+			if i := indexOf(rs, 0, isStatus("CHANNEL_ERROR")); i >= 0 && i < closed {
+				t.Errorf("CHANNEL_ERROR (%s) before CLOSED: the channel should be closed, not broken", rs[i].Error)
+			}
+			expired := func(r record) bool {
+				return r.Kind == "frame" && r.Dir == "in" && strings.Contains(r.Data, `"system"`) && strings.Contains(r.Data, "Token has expired")
+			}
+			if i := indexOf(rs, 0, expired); i < 0 || i > closed {
+				t.Errorf("no system frame \"Token has expired N seconds ago\" before CLOSED")
+			}
+			checkWireFormat(t, rs, vsn)
+		}
+	}
+	runConcurrently(t, tests)
+}
+
+// restartScenario: the server stops while payments are PROCESSING and comes
+// back on the same address and data; each client reports CHANNEL_ERROR, then
+// SUBSCRIBED again, then the final status.
+func restartScenario(t *testing.T, bin string) {
+	srv := startServer(t, bin)
+	merchant := newAPI(t, srv.creds)
+	type follower struct {
+		vsn string
+		p   payment
+		c   *jsClient
+	}
+	var fs []follower
+	for _, vsn := range vsns {
+		f := follower{vsn: vsn, p: merchant.preparePayment(t, phoneSlow), c: startJS(t, "snippet.mjs", vsn)}
+		f.c.subscribe(srv.creds, merchant.realtimeKey(t, f.p.sessionID, f.p.referenceID), f.p.sessionID, f.p.referenceID)
+		fs = append(fs, f)
+	}
+	for _, f := range fs {
+		f.c.waitFor("SUBSCRIBED", has(isStatus("SUBSCRIBED")))
+		merchant.execute(t, f.p)
+	}
+	for _, f := range fs {
+		rs := f.c.waitFor("payload.new.status PROCESSING", has(isChangeTo("PROCESSING")))
+		if indexOf(rs, 0, isChangeTo("COMPLETED")) >= 0 {
+			t.Fatalf("vsn %s: the payment completed before the restart; --sandbox-long-delay is too short for this machine", f.vsn)
+		}
+	}
+
+	srv.stop()
+	for _, f := range fs {
+		if indexOf(f.c.snapshot(), 0, isChangeTo("COMPLETED")) >= 0 {
+			t.Fatalf("vsn %s: the payment completed before the server stopped; --sandbox-long-delay is too short for this machine", f.vsn)
+		}
+	}
+	srv.start()
+
+	for _, f := range fs {
+		rs := f.c.waitFor("CHANNEL_ERROR, SUBSCRIBED again, then payload.new.status COMPLETED",
+			inOrder(isChangeTo("PROCESSING"), isStatus("CHANNEL_ERROR"), isStatus("SUBSCRIBED"), isChangeTo("COMPLETED")))
+		checkRows(t, rs, f.p)
+		if got, want := distinctStatuses(rs), []string{"PENDING", "PROCESSING", "COMPLETED"}; !slices.Equal(got, want) {
+			t.Errorf("vsn %s: payload.new.status went %v across the restart, want %v", f.vsn, got, want)
+		}
+		checkWireFormat(t, rs, f.vsn)
+	}
+}
+
+// ---- checks -----------------------------------------------------------------
+
+// checkRows: every row the snippet received is the subscribed payment's.
+func checkRows(t *testing.T, rs []record, p payment) {
+	t.Helper()
+	for _, r := range rs {
+		if r.Kind != "change" {
+			continue
+		}
+		if r.New["reference_id"] != p.referenceID {
+			t.Errorf("received a row for reference_id %v, subscribed to %s: %s", r.New["reference_id"], p.referenceID, r.line)
+		}
+		if sid, _ := r.New["session_id"].(float64); int64(sid) != p.sessionID {
+			t.Errorf("row session_id %v, want %d", r.New["session_id"], p.sessionID)
+		}
+		if r.EventType != "INSERT" && r.EventType != "UPDATE" {
+			t.Errorf("eventType %q for a payment row, want INSERT or UPDATE", r.EventType)
+		}
+	}
+}
+
+// distinctStatuses lists payload.new.status in arrival order with repeats of
+// the same status collapsed: the latest-row event after a (re)subscribe may
+// repeat a status already seen.
+func distinctStatuses(rs []record) []string {
+	var out []string
+	for _, r := range rs {
+		if r.Kind != "change" {
+			continue
+		}
+		if s := r.newStatus(); len(out) == 0 || out[len(out)-1] != s {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// checkRowShape: payload.new carries the public columns with JSON types, as
+// to_jsonb renders them, after the client's own conversion.
+func checkRowShape(t *testing.T, row map[string]any) {
+	t.Helper()
+	want := map[string]string{
+		"id": "number", "reference_id": "string", "session_id": "number", "source_type": "string",
+		"source_id": "number", "status": "string", "payer_amount": "number", "payer_currency": "string",
+		"payment_method": "string", "requires_action": "bool", "created_at": "string", "updated_at": "string",
+	}
+	for col, typ := range want {
+		var ok bool
+		switch typ {
+		case "number":
+			_, ok = row[col].(float64)
+		case "string":
+			_, ok = row[col].(string)
+		case "bool":
+			_, ok = row[col].(bool)
+		}
+		if !ok {
+			t.Errorf("payload.new.%s = %#v, want a JSON %s", col, row[col], typ)
+		}
+	}
+	if _, ok := row["gateway_message"]; !ok {
+		t.Errorf("payload.new has no gateway_message column")
+	}
+}
+
+// checkWireFormat: the client really spoke the requested protocol version.
+func checkWireFormat(t *testing.T, rs []record, vsn string) {
+	t.Helper()
+	open := indexOf(rs, 0, func(r record) bool { return r.Kind == "frame" && r.Dir == "open" })
+	if open < 0 {
+		t.Errorf("the client never opened a socket")
+		return
+	}
+	if !strings.Contains(rs[open].Data, "vsn="+vsn) {
+		t.Errorf("socket URL %s does not ask for vsn=%s", rs[open].Data, vsn)
+	}
+	form := "["
+	if vsn == "1.0.0" {
+		form = "{"
+	}
+	for _, r := range rs {
+		if r.Kind == "frame" && (r.Dir == "in" || r.Dir == "out") && !strings.HasPrefix(r.Data, form) {
+			t.Errorf("vsn %s frame (%s) not in %s…%s form: %s", vsn, r.Dir, form, map[string]string{"[": "]", "{": "}"}[form], r.Data)
+			return
+		}
+	}
+}
+
+// checkOnlySubscribed: the subscribe callback fired SUBSCRIBED once and
+// nothing else.
+func checkOnlySubscribed(t *testing.T, rs []record) {
+	t.Helper()
+	var got []string
+	for _, r := range rs {
+		if r.Kind == "status" {
+			got = append(got, r.Status+" "+r.Error)
+		}
+	}
+	if len(got) != 1 || got[0] != "SUBSCRIBED " {
+		t.Errorf("subscribe callback fired %q, want only SUBSCRIBED", got)
+	}
+}
