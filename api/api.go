@@ -1,0 +1,151 @@
+// Package api serves the Dollr Open API for collections (paths, fields, types
+// and error bodies as in Dollr's public reference), the Status API, realtime
+// keys and the sandbox's 3-D Secure endpoint. See docs/api.md.
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/sandbox"
+	"github.com/dollr/dollr/token"
+)
+
+// Defaults for Config.
+const (
+	DefaultSessionTTL     = 30 * time.Minute
+	DefaultAccessTokenTTL = 60 * time.Minute
+	DefaultRealtimeKeyTTL = 15 * time.Minute
+	// MaxBodyBytes caps every request body (413 beyond).
+	MaxBodyBytes = 1 << 20
+)
+
+// Config wires the API.
+type Config struct {
+	Store  dollr.Store   // required
+	Tokens *token.Tokens // required
+	// Sandbox decides payment outcomes; nil means a zero-delay sandbox.
+	Sandbox *sandbox.Network
+	Now     func() time.Time // time.Now if nil
+
+	SessionTTL     time.Duration // checkout session lifetime (default 30m)
+	AccessTokenTTL time.Duration // bearer token lifetime, reported in minutes (default 60m)
+	RealtimeKeyTTL time.Duration // realtime key lifetime, reported in seconds (default 15m)
+
+	// BaseURL is the public origin, e.g. http://127.0.0.1:8080; hosted
+	// checkout URLs are BaseURL + "/checkout/" + token.
+	BaseURL string
+	Logger  *slog.Logger // slog.Default() if nil
+	// Metrics, if set, receives the HTTP request metrics.
+	Metrics prometheus.Registerer
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	cfg     Config
+	mux     *http.ServeMux
+	handler http.Handler
+	log     *slog.Logger
+	metrics *httpMetrics
+}
+
+// New returns the API handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Tokens == nil {
+		return nil, errors.New("api: Store and Tokens are required")
+	}
+	if cfg.Sandbox == nil {
+		cfg.Sandbox = &sandbox.Network{}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.AccessTokenTTL <= 0 {
+		cfg.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if cfg.RealtimeKeyTTL <= 0 {
+		cfg.RealtimeKeyTTL = DefaultRealtimeKeyTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	if cfg.Metrics != nil {
+		m, err := newHTTPMetrics(cfg.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
+	s.routes()
+	s.handler = s.withRequestID(s.withLogging(s.withRecover(s.mux)))
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("POST /v1/jwt/client/obtain/token", s.handleObtainToken)
+	s.mux.HandleFunc("POST /v1/checkouts/create", s.authed(s.handleCreateCheckout))
+	s.mux.HandleFunc("POST /v1/sessions/checkout", s.authed(s.handleCreateSession))
+	s.mux.HandleFunc("POST /v1/payment-accounts/create", s.authed(s.handleCreatePaymentAccount))
+	s.mux.HandleFunc("POST /v1/executions/collection", s.authed(s.handleExecuteCollection))
+	s.mux.HandleFunc("GET /v1/status/collection/{reference_id}", s.authed(s.handleCollectionStatus))
+	s.mux.HandleFunc("GET /v1/status/source", s.authed(s.handleSourceStatus))
+	s.mux.HandleFunc("POST /v1/realtime-keys/collection", s.authed(s.handleRealtimeKey))
+	s.mux.HandleFunc("POST /v1/sandbox/3ds/{client_secret}", s.handleSandbox3DS)
+	s.mux.HandleFunc("/", s.handleNoRoute)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.cfg.Store.Head(r.Context()); err != nil {
+		s.log.Error("healthz: store", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleNoRoute answers FastAPI-style: 405 when the path exists with another
+// method, 404 otherwise.
+func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeDetail(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+		return
+	}
+	writeDetail(w, http.StatusNotFound, "Not Found")
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
+}

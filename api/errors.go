@@ -1,0 +1,65 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/dollr/dollr"
+)
+
+// httpError is an HTTP-level refusal that is not a domain error (413).
+type httpError struct {
+	status int
+	detail string
+}
+
+func (e *httpError) Error() string { return e.detail }
+
+var errBodyTooLarge = &httpError{http.StatusRequestEntityTooLarge, "Request body too large"}
+
+// writeError is the one place errors become responses: each dollr.Error code
+// maps to a status and one of Dollr's body shapes.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	if errors.As(err, &he) {
+		writeDetail(w, he.status, he.detail)
+		return
+	}
+	var de *dollr.Error
+	if !errors.As(err, &de) {
+		s.log.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "err", err)
+		writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
+		return
+	}
+	switch de.Code {
+	case dollr.EINVALID, dollr.ECONFLICT:
+		fields := de.Fields
+		if len(fields) == 0 {
+			fields = []dollr.FieldError{{Loc: []any{"body"}, Msg: de.Message, Type: "value_error"}}
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": fields})
+	case dollr.ENOTFOUND:
+		writeDetail(w, http.StatusNotFound, de.Message)
+	case dollr.EUNAUTHORIZED:
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeDetail(w, http.StatusUnauthorized, de.Message)
+	default:
+		s.log.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "err", err)
+		writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
+	}
+}
+
+func writeDetail(w http.ResponseWriter, status int, detail string) {
+	writeJSON(w, status, map[string]string{"detail": detail})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

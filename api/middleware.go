@@ -1,0 +1,193 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RequestIDHeader carries the request id, echoed on every response.
+const RequestIDHeader = "X-Request-Id"
+
+type ctxKey int
+
+const requestInfoKey ctxKey = iota
+
+// requestInfo is filled as the request travels, for the access log.
+type requestInfo struct {
+	id         string
+	merchantID int64
+}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	if ri, ok := ctx.Value(requestInfoKey).(*requestInfo); ok {
+		return ri
+	}
+	return &requestInfo{}
+}
+
+// RequestID returns the id of the request ctx belongs to ("" outside a request).
+func RequestID(ctx context.Context) string { return infoFrom(ctx).id }
+
+// validRequestID accepts a caller's id only if it is short and printable, so
+// it cannot forge log lines.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(RequestIDHeader)
+		if !validRequestID(id) {
+			id = randomHex(8)
+		}
+		w.Header().Set(RequestIDHeader, id)
+		ri := &requestInfo{id: id}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestInfoKey, ri)))
+	})
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) withLogging(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		elapsed := time.Since(start)
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		ri := infoFrom(r.Context())
+		attrs := []any{
+			"request_id", ri.id, "method", r.Method, "path", r.URL.Path, "route", route,
+			"status", sw.status, "bytes", sw.bytes, "duration_ms", float64(elapsed.Microseconds()) / 1000,
+			"remote", r.RemoteAddr,
+		}
+		if ri.merchantID != 0 {
+			attrs = append(attrs, "merchant_id", ri.merchantID)
+		}
+		s.log.InfoContext(r.Context(), "http request", attrs...)
+		if s.metrics != nil {
+			s.metrics.observe(r.Method, route, sw.status, elapsed)
+		}
+	})
+}
+
+// withRecover turns a panic into 500 {"detail":"Internal Server Error"}: a
+// last resort, since every parser returns errors.
+func (s *Server) withRecover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.ErrorContext(r.Context(), "panic", "request_id", RequestID(r.Context()), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if sw, ok := w.(*statusWriter); !ok || sw.status == 0 {
+				writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authed requires a valid merchant bearer token.
+func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, merchantID int64)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		tok = strings.TrimSpace(tok)
+		if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeDetail(w, http.StatusUnauthorized, "Not authenticated")
+			return
+		}
+		id, err := s.tokens().VerifyAccess(tok)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeDetail(w, http.StatusUnauthorized, "Could not validate credentials")
+			return
+		}
+		infoFrom(r.Context()).merchantID = id
+		h(w, r, id)
+	}
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dollr_http_requests_total",
+			Help: "HTTP requests served by the Open API, by method, route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dollr_http_request_duration_seconds",
+			Help:    "Open API request latency by route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *httpMetrics) observe(method, route string, status int, d time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead, http.MethodOptions:
+	default:
+		method = "OTHER" // the method is caller input; keep label cardinality bounded
+	}
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
