@@ -137,9 +137,9 @@ var cardDeclines = map[string]string{
 }
 
 var card3DS = map[string]bool{
-	"pm_card_threeDSecure2Required":       true,
-	"pm_card_threeDSecureRequired":        true,
-	"pm_card_authenticationRequired":      true,
+	"pm_card_threeDSecure2Required":         true,
+	"pm_card_threeDSecureRequired":          true,
+	"pm_card_authenticationRequired":        true,
 	"pm_card_authenticationRequiredOnSetup": true,
 }
 

@@ -158,4 +158,3 @@ func (r *Runner) RunJob(ctx context.Context, j dollr.Job) error {
 	}
 	return nil
 }
-
