@@ -1,0 +1,789 @@
+package realtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/dollr/dollr"
+)
+
+// binding is one entry of a join's config.postgres_changes.
+type binding struct {
+	entry  []byte // echoed in the join reply: the client's entry plus "id"
+	id     int64
+	action string // "*", "INSERT", "UPDATE" or "DELETE"
+	events uint8
+	schema string
+	table  string
+	filter []rawCondition
+	sel    []string
+	err    string // why the binding cannot subscribe (a system error message)
+}
+
+// pendingChange is a live change that arrived while the channel was syncing.
+type pendingChange struct {
+	seq    uint64
+	commit time.Time
+	data   []byte
+	subs   []*sub
+}
+
+// channel is one joined topic on one connection.
+type channel struct {
+	s         *Server
+	c         *conn
+	topic     string
+	subTopic  string
+	topicJSON []byte
+	joinRef   []byte
+	bindings  []*binding
+	bcastSelf bool
+	bcastAck  bool
+	pres      presenceConfig
+
+	mu      sync.Mutex // guards the fields below
+	closed  bool
+	token   *Token
+	grant   Grant
+	subs    []*sub
+	subErr  string
+	timer   *time.Timer
+	syncing bool // live changes are held in pending until the join's snapshot is out
+	syncGen uint64
+	pending []pendingChange
+	cancel  context.CancelFunc
+	meta    []byte // this channel's tracked presence meta, JSON
+
+	// Publisher scratch, owned by whoever holds Server.pubMu.
+	gen  uint64
+	ids  []int64
+	hits []*sub
+}
+
+type presenceConfig struct {
+	enabled bool
+	key     string
+}
+
+// joinParams is the part of a phx_join payload the server uses (§4).
+type joinParams struct {
+	token     string
+	bindings  []*binding
+	bcastSelf bool
+	bcastAck  bool
+	presence  presenceConfig
+}
+
+func parseJoinPayload(payload []byte) joinParams {
+	var p joinParams
+	var raw struct {
+		Config      json.RawMessage `json:"config"`
+		AccessToken json.RawMessage `json:"access_token"`
+		UserToken   json.RawMessage `json:"user_token"`
+	}
+	if jsonUnmarshal(payload, &raw) != nil {
+		return p
+	}
+	for _, t := range []json.RawMessage{raw.AccessToken, raw.UserToken} {
+		var s string
+		if json.Unmarshal(t, &s) == nil && s != "" {
+			p.token = s
+			break
+		}
+	}
+	var cfg struct {
+		Broadcast struct {
+			Ack  json.RawMessage `json:"ack"`
+			Self json.RawMessage `json:"self"`
+		} `json:"broadcast"`
+		Presence struct {
+			Key     json.RawMessage `json:"key"`
+			Enabled json.RawMessage `json:"enabled"`
+		} `json:"presence"`
+		PostgresChanges []json.RawMessage `json:"postgres_changes"`
+	}
+	if jsonUnmarshal(raw.Config, &cfg) != nil {
+		// A payload that does not fit is used as far as it parses, as the real server does.
+		var partial struct {
+			PostgresChanges []json.RawMessage `json:"postgres_changes"`
+		}
+		_ = jsonUnmarshal(raw.Config, &partial)
+		cfg.PostgresChanges = partial.PostgresChanges
+	}
+	p.bcastAck = flexBool(cfg.Broadcast.Ack)
+	p.bcastSelf = flexBool(cfg.Broadcast.Self)
+	p.presence.enabled = flexBool(cfg.Presence.Enabled)
+	_ = json.Unmarshal(cfg.Presence.Key, &p.presence.key)
+	for _, e := range cfg.PostgresChanges {
+		p.bindings = append(p.bindings, parseBinding(e))
+	}
+	return p
+}
+
+// flexBool reads true/false or "true"/"false" in any case, as Ecto's flexible booleans.
+func flexBool(raw json.RawMessage) bool {
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b
+	}
+	var s string
+	return json.Unmarshal(raw, &s) == nil && strings.EqualFold(s, "true")
+}
+
+func jsonUnmarshal(b []byte, v any) error {
+	if len(b) == 0 {
+		return errors.New("empty")
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	return d.Decode(v)
+}
+
+func parseBinding(raw json.RawMessage) *binding {
+	b := &binding{action: "*", events: evAll}
+	var m map[string]any
+	if jsonUnmarshal(raw, &m) != nil || m == nil {
+		m = map[string]any{}
+		b.err = "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: " + inspectMap(m)
+	}
+	for k, v := range m { // the real server drops nil members before using the map
+		if v == nil {
+			delete(m, k)
+		}
+	}
+	canon, _ := json.Marshal(m)
+	h := fnv.New32a()
+	h.Write(canon)
+	b.id = int64(h.Sum32() & (1<<27 - 1)) // the range of Erlang's phash2, which the real server uses
+	m["id"] = json.Number(strconv.FormatInt(b.id, 10))
+	b.entry, _ = json.Marshal(m)
+	delete(m, "id")
+	if b.err != "" {
+		return b
+	}
+
+	if ev, ok := m["event"].(string); ok && ev != "*" {
+		switch up := strings.ToUpper(ev); up {
+		case "INSERT", "UPDATE", "DELETE":
+			b.action, b.events = up, eventBit(dollr.ChangeType(up))
+		}
+	}
+	if sel, ok := m["select"]; ok {
+		switch x := sel.(type) {
+		case []any:
+			for _, c := range x {
+				if s, ok := c.(string); ok {
+					b.sel = append(b.sel, s)
+				}
+			}
+		case string:
+			b.err = "Error parsing `select` params: expected a list of column name strings, e.g. select: [\"col1\", \"col2\"]"
+			return b
+		}
+	}
+	schema, hasSchema := m["schema"].(string)
+	table, hasTable := m["table"].(string)
+	filter, hasFilter := m["filter"].(string)
+	_, schemaKey := m["schema"]
+	_, tableKey := m["table"]
+	_, filterKey := m["filter"]
+	switch {
+	case hasSchema && hasTable && hasFilter:
+		conds, err := parseFilter(filter)
+		if err != nil {
+			b.err = err.Error()
+			return b
+		}
+		b.schema, b.table, b.filter = schema, table, conds
+	case hasSchema && hasTable && !filterKey:
+		b.schema, b.table = schema, table
+	case hasSchema && !tableKey && !filterKey:
+		b.schema, b.table = schema, "*"
+	case hasTable && !schemaKey && !filterKey:
+		b.schema, b.table = "public", table
+	default:
+		b.err = "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: " + inspectMap(m)
+		return b
+	}
+	if b.sel != nil && (b.schema == "*" || b.table == "*") {
+		b.err = "Column selection is not supported for wildcard subscriptions. Provide an explicit schema and table name."
+	}
+	return b
+}
+
+// inspectMap renders a map roughly as Elixir's inspect does, for error messages.
+func inspectMap(m map[string]any) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		v, _ := json.Marshal(m[k])
+		parts[i] = strconv.Quote(k) + " => " + string(v)
+	}
+	return "%{" + strings.Join(parts, ", ") + "}"
+}
+
+// logParams renders a binding as the real server logs subscription params.
+func (b *binding) logParams() string {
+	sel := "nil"
+	if b.sel != nil {
+		sel = inspectList(b.sel...)
+	}
+	return fmt.Sprintf("event: %s, schema: %s, table: %s, filters: %s, select: %s",
+		b.action, b.schema, b.table, describeConditions(b.filter), sel)
+}
+
+const (
+	reasonUnknown    = "Unknown Error on Channel"
+	msgSubscribed    = "Subscribed to PostgreSQL"
+	unmatchedPayload = `{"status":"error","response":{"reason":"unmatched topic"}}`
+)
+
+// join handles phx_join (realtime-protocol.md §4–§6).
+func (c *conn) join(f frame) {
+	s := c.s
+	joinRef := f.joinRef
+	if joinRef == nil {
+		joinRef = f.ref
+	}
+	fail := func(outcome, reason string) {
+		s.m.joins.WithLabelValues(outcome).Inc()
+		payload, _ := json.Marshal(map[string]any{"status": "error", "response": map[string]string{"reason": reason}})
+		msg := outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", payload)}
+		if d := s.cfg.JoinErrorDelay; d > 0 {
+			time.AfterFunc(d, func() { c.send(msg) })
+		} else {
+			c.send(msg)
+		}
+	}
+	subTopic, ok := strings.CutPrefix(f.topic, "realtime:")
+	if !ok {
+		s.m.joins.WithLabelValues(outcomeBadTopic).Inc()
+		c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", []byte(unmatchedPayload))})
+		return
+	}
+	if subTopic == "" {
+		fail(outcomeBadTopic, "TopicNameRequired: You must provide a topic name")
+		return
+	}
+	// A second join of a joined topic replaces the first (§3).
+	if old := c.channel(f.topic); old != nil && c.removeChannel(old) {
+		old.close()
+		old.sendClose()
+	}
+	c.chanMu.Lock()
+	n := len(c.channels)
+	c.chanMu.Unlock()
+	if n >= s.cfg.MaxChannels {
+		fail(outcomeLimit, "ChannelRateLimitReached: Too many channels")
+		return
+	}
+	p := parseJoinPayload(f.payload)
+	tok := c.apikey
+	if p.token != "" && !strings.HasPrefix(p.token, "sb_") {
+		t, err := VerifyToken(s.cfg.Secret, p.token, s.now())
+		if err != nil {
+			fail(outcomeInvalidToken, err.(*TokenError).Reason())
+			return
+		}
+		tok = t
+	} else if now := s.now(); !tok.Exp.After(now) {
+		fail(outcomeInvalidToken, errTokenExpired(now.Unix()-tok.Exp.Unix()).Reason())
+		return
+	}
+	grant, err := s.policy.Authorize(tok.Claims, subTopic)
+	if err != nil {
+		var je *JoinError
+		if errors.As(err, &je) {
+			fail(outcomeUnauthorized, je.Error())
+		} else {
+			s.log.Error("realtime: policy failed", "topic", f.topic, "err", err)
+			fail(outcomeError, reasonUnknown)
+		}
+		return
+	}
+	if !grant.Allow {
+		fail(outcomeUnauthorized, "Unauthorized: You do not have permissions to read from this Channel topic: "+subTopic)
+		return
+	}
+
+	ch := &channel{
+		s: s, c: c, topic: f.topic, subTopic: subTopic, topicJSON: appendJSONString(nil, f.topic),
+		joinRef: joinRef, bindings: p.bindings, bcastSelf: p.bcastSelf, bcastAck: p.bcastAck,
+		pres: p.presence, token: tok, grant: grant, syncing: true,
+	}
+	if ch.pres.key == "" && ch.pres.enabled {
+		ch.pres.key = newPresenceKey()
+	}
+	ch.subs, ch.subErr = s.buildSubs(ch, grant)
+	c.chanMu.Lock()
+	if c.channels == nil { // the connection is going away
+		c.chanMu.Unlock()
+		return
+	}
+	c.channels[f.topic] = ch
+	c.chanMu.Unlock()
+	s.m.channels.Inc()
+	s.joinTopic(ch)
+	// Registered before the reply: every change committed from here on reaches
+	// the channel (held until the reply, the system message and the snapshot are out).
+	s.idx.swap(nil, ch.subs)
+
+	reply := make([]byte, 0, 64+128*len(p.bindings))
+	reply = append(reply, `{"status":"ok","response":{"postgres_changes":[`...)
+	for i, b := range p.bindings {
+		if i > 0 {
+			reply = append(reply, ',')
+		}
+		reply = append(reply, b.entry...)
+	}
+	reply = append(reply, "]}}"...)
+	c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", reply)})
+	s.m.joins.WithLabelValues(outcomeOK).Inc()
+	if ch.pres.enabled {
+		ch.sendPresenceState()
+	}
+	if len(p.bindings) > 0 {
+		ch.sendSubscriptionStatus()
+	}
+	ch.armExpiry()
+	ch.startSync(ch.subs)
+}
+
+// sendSubscriptionStatus pushes "Subscribed to PostgreSQL", or the reason the
+// subscription failed (realtime-protocol.md §6).
+func (ch *channel) sendSubscriptionStatus() {
+	ch.mu.Lock()
+	subErr := ch.subErr
+	ch.mu.Unlock()
+	if subErr != "" {
+		ch.sendSystem("postgres_changes", "error", subErr)
+	} else {
+		ch.sendSystem("postgres_changes", "ok", msgSubscribed)
+	}
+}
+
+func (ch *channel) sendSystem(extension, status, message string) {
+	payload, _ := json.Marshal(map[string]string{
+		"extension": extension, "status": status, "message": message, "channel": ch.subTopic,
+	})
+	ch.c.send(outMsg{op: ws.OpText, data: appendFrame(nil, ch.c.vsn, ch.joinRef, nil, ch.topicJSON, "system", payload)})
+}
+
+// sendClose pushes phx_close with ref = join_ref, which closes the client's channel for good.
+func (ch *channel) sendClose() {
+	ch.c.send(outMsg{op: ws.OpText, data: appendFrame(nil, ch.c.vsn, ch.joinRef, ch.joinRef, ch.topicJSON, "phx_close", emptyObject)})
+}
+
+// buildSubs compiles the channel's bindings against the served tables and the
+// grant. On any error no subscription is made and the error is returned as
+// the system message, as the real server creates a channel's subscriptions in
+// one transaction.
+func (s *Server) buildSubs(ch *channel, grant Grant) ([]*sub, string) {
+	var subs []*sub
+	for _, b := range ch.bindings {
+		if b.err != "" {
+			return nil, b.err
+		}
+		matched := 0
+		for _, t := range s.list {
+			if !likeMatch(b.schema, t.schema) || !likeMatch(b.table, t.name) {
+				continue
+			}
+			matched++
+			conds, err := compileConditions(t, b.filter)
+			if err == nil {
+				for _, name := range b.sel {
+					if _, ok := t.colIndex[name]; !ok {
+						err = raiseError("invalid column for select %s", name)
+						break
+					}
+				}
+			}
+			if err != nil {
+				return nil, "Unable to subscribe to changes with given parameters. An exception happened so please check your connect parameters: [" +
+					b.logParams() + "]. Exception: " + err.Error()
+			}
+			var all []condition
+			if grant.Rows != nil {
+				rows, visible := grant.Rows[t.id]
+				if !visible {
+					continue
+				}
+				gconds, err := grantConditions(t, rows)
+				if err != nil {
+					s.log.Error("realtime: grant names a condition the table cannot hold; table hidden", "table", t.id, "err", err)
+					continue
+				}
+				all = gconds
+			}
+			all = append(all, conds...)
+			sb := &sub{ch: ch, id: b.id, table: t, events: b.events, conds: all}
+			sb.chooseKey()
+			subs = append(subs, sb)
+		}
+		if matched == 0 {
+			return nil, "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for the given connect parameters: [" +
+				b.logParams() + "]"
+		}
+	}
+	return subs, ""
+}
+
+// grantConditions turns a grant's equalities into conditions, in column order.
+func grantConditions(t *table, rows map[string]string) ([]condition, error) {
+	cols := make([]string, 0, len(rows))
+	for c := range rows {
+		cols = append(cols, c)
+	}
+	sort.Strings(cols)
+	out := make([]condition, 0, len(cols))
+	for _, col := range cols {
+		c, err := compileCondition(t, rawCondition{column: col, op: "eq", value: rows[col]})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// armExpiry schedules the channel's shutdown at its token's exp (§10.3).
+func (ch *channel) armExpiry() {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed {
+		return
+	}
+	if ch.timer != nil {
+		ch.timer.Stop()
+	}
+	ch.timer = time.AfterFunc(max(ch.token.Exp.Sub(ch.s.now()), 0), ch.expire)
+}
+
+func (ch *channel) expire() {
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return
+	}
+	exp := ch.token.Exp
+	now := ch.s.now()
+	if now.Before(exp) { // refreshed meanwhile
+		ch.timer = time.AfterFunc(exp.Sub(now), ch.expire)
+		ch.mu.Unlock()
+		return
+	}
+	ch.mu.Unlock()
+	ch.shutdown(fmt.Sprintf("Token has expired %d seconds ago", now.Unix()-exp.Unix()))
+}
+
+// shutdown closes the channel from the server side: a system error, then phx_close.
+func (ch *channel) shutdown(message string) {
+	if !ch.c.removeChannel(ch) {
+		return
+	}
+	ch.close()
+	ch.sendSystem("system", "error", message)
+	ch.sendClose()
+}
+
+// close releases the channel's subscriptions, timer and snapshot. It sends nothing.
+func (ch *channel) close() {
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return
+	}
+	ch.closed = true
+	if ch.timer != nil {
+		ch.timer.Stop()
+	}
+	if ch.cancel != nil {
+		ch.cancel()
+	}
+	subs := ch.subs
+	ch.subs, ch.pending = nil, nil
+	ch.mu.Unlock()
+	ch.s.idx.swap(subs, nil)
+	ch.s.leaveTopic(ch)
+	ch.s.m.channels.Dec()
+}
+
+// refresh handles an access_token event (realtime-protocol.md §10.3).
+func (ch *channel) refresh(raw string) {
+	s := ch.s
+	ch.mu.Lock()
+	same := ch.token != nil && ch.token.Raw == raw
+	ch.mu.Unlock()
+	if raw == "" || strings.HasPrefix(raw, "sb_") || same {
+		return
+	}
+	tok, err := VerifyToken(s.cfg.Secret, raw, s.now())
+	if err != nil {
+		ch.shutdown(err.(*TokenError).Message)
+		return
+	}
+	grant, err := s.policy.Authorize(tok.Claims, ch.subTopic)
+	if err != nil || !grant.Allow {
+		if err != nil {
+			s.log.Error("realtime: policy failed", "topic", ch.topic, "err", err)
+		}
+		ch.shutdown("You no longer have permission to read from this Channel topic: " + ch.subTopic)
+		return
+	}
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return
+	}
+	ch.token = tok
+	sameRows := grantRowsEqual(ch.grant.Rows, grant.Rows)
+	ch.grant = grant
+	ch.mu.Unlock()
+	ch.armExpiry()
+	if len(ch.bindings) == 0 {
+		return
+	}
+	if sameRows {
+		ch.sendSubscriptionStatus()
+		return
+	}
+	subs, subErr := s.buildSubs(ch, grant)
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return
+	}
+	old := ch.subs
+	ch.subs, ch.subErr, ch.syncing = subs, subErr, true
+	ch.mu.Unlock()
+	s.idx.swap(old, subs)
+	ch.sendSubscriptionStatus()
+	ch.startSync(subs)
+}
+
+func grantRowsEqual(a, b map[string]map[string]string) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for t, ra := range a {
+		rb, ok := b[t]
+		if !ok || len(ra) != len(rb) {
+			return false
+		}
+		for k, v := range ra {
+			if w, ok := rb[k]; !ok || w != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// deliver queues a matched change for this channel: ch.ids are the ids of its
+// matching bindings (publisher scratch).
+func (ch *channel) deliver(c *dollr.Change, data []byte) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed {
+		return
+	}
+	if ch.syncing {
+		if len(ch.pending) >= ch.s.cfg.SendQueue {
+			ch.c.overflow()
+			return
+		}
+		ch.pending = append(ch.pending, pendingChange{seq: c.Seq, commit: c.CommitTime, data: data, subs: slices.Clone(ch.hits)})
+		return
+	}
+	frame := appendChangeFrame(make([]byte, 0, len(data)+len(ch.topicJSON)+48+12*len(ch.ids)), ch.c.vsn, ch.topicJSON, ch.ids, data)
+	ch.c.send(outMsg{op: ws.OpText, data: frame, event: true, commit: c.CommitTime})
+}
+
+// snapGroup is one snapshot read: the subscriptions of a channel that share a
+// table and the same equality conditions.
+type snapGroup struct {
+	t    *table
+	eq   map[string]string
+	subs []*sub
+}
+
+func snapshotGroups(subs []*sub) []*snapGroup {
+	var groups []*snapGroup
+	byKey := map[string]*snapGroup{}
+	for _, sb := range subs {
+		eq, ok := equalities(sb)
+		if !ok || len(eq) == 0 || sb.events&(evInsert|evUpdate) == 0 {
+			continue
+		}
+		keys := make([]string, 0, len(eq))
+		for k, v := range eq {
+			keys = append(keys, k+"\x00"+v)
+		}
+		sort.Strings(keys)
+		key := sb.table.id + "\x00" + strings.Join(keys, "\x00")
+		g := byKey[key]
+		if g == nil {
+			g = &snapGroup{t: sb.table, eq: eq}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.subs = append(g.subs, sb)
+	}
+	return groups
+}
+
+// equalities collects a subscription's plain equality conditions as canonical
+// text; ok is false when two of them contradict each other (no row can match).
+func equalities(sb *sub) (map[string]string, bool) {
+	eq := map[string]string{}
+	for i := range sb.conds {
+		c := &sb.conds[i]
+		if c.op != opEq || c.negate {
+			continue
+		}
+		name := sb.table.cols[c.col].name
+		text := canonicalText(c.kind, c.val)
+		if prev, dup := eq[name]; dup && prev != text {
+			return nil, false
+		}
+		eq[name] = text
+	}
+	return eq, true
+}
+
+// canonicalText renders a cast value as text a database lookup can use.
+func canonicalText(k kind, v value) string {
+	switch k {
+	case kindTimestamptz, kindTimestamp:
+		return time.UnixMicro(v.i).UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+	case kindDate:
+		return time.Unix(v.i*86400, 0).UTC().Format("2006-01-02")
+	}
+	return v.text(k)
+}
+
+// startSync sends the subscriptions' snapshot (if any), then the live changes
+// held since they were registered, and then lets live changes through.
+func (ch *channel) startSync(subs []*sub) {
+	var groups []*snapGroup
+	if ch.s.cfg.Snapshot != nil {
+		groups = snapshotGroups(subs)
+	}
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return
+	}
+	ch.syncGen++
+	gen := ch.syncGen
+	if ch.cancel != nil {
+		ch.cancel()
+		ch.cancel = nil
+	}
+	if len(groups) == 0 {
+		ch.mu.Unlock()
+		ch.flush(gen, nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ch.s.cfg.SnapshotTimeout)
+	ch.cancel = cancel
+	ch.mu.Unlock()
+	go func() {
+		defer cancel()
+		ch.flush(gen, ch.readSnapshots(ctx, groups))
+	}()
+}
+
+func (ch *channel) readSnapshots(ctx context.Context, groups []*snapGroup) []outMsg {
+	var msgs []outMsg
+	var rv rowView
+	for _, g := range groups {
+		rows, seq, err := ch.s.cfg.Snapshot.Snapshot(ctx, g.t.schema, g.t.name, g.eq)
+		if err != nil {
+			ch.s.m.snapshots.WithLabelValues("error").Inc()
+			ch.s.log.Error("realtime: snapshot failed", "table", g.t.id, "err", err)
+			continue
+		}
+		ch.s.m.snapshots.WithLabelValues("ok").Inc()
+		for _, sb := range g.subs {
+			sb.snapSeq.Store(seq)
+		}
+		for i := range rows {
+			r := rows[i]
+			r.Schema, r.Table = g.t.schema, g.t.name
+			if r.Type == "" {
+				r.Type = dollr.ChangeInsert
+			}
+			if r.CommitTime.IsZero() {
+				r.CommitTime = ch.s.now()
+			}
+			row := testedRow(&r)
+			if row == nil {
+				continue
+			}
+			rv.reset(g.t, row)
+			var ids []int64
+			for _, sb := range g.subs {
+				if sb.matches(r.Type, &rv) && !slices.Contains(ids, sb.id) {
+					ids = append(ids, sb.id)
+				}
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			frame := appendChangeFrame(nil, ch.c.vsn, ch.topicJSON, ids, encodeChangeData(&r, g.t))
+			msgs = append(msgs, outMsg{op: ws.OpText, data: frame, event: true})
+		}
+	}
+	return msgs
+}
+
+// flush sends the snapshot messages and the held live changes not covered by
+// the snapshot, then ends syncing. A flush of an outdated sync does nothing.
+func (ch *channel) flush(gen uint64, snapshot []outMsg) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed || gen != ch.syncGen {
+		return
+	}
+	for _, m := range snapshot {
+		ch.c.send(m)
+	}
+	var ids []int64
+	for _, p := range ch.pending {
+		ids = ids[:0]
+		for _, sb := range p.subs {
+			if snap := sb.snapSeq.Load(); snap != 0 && p.seq <= snap {
+				continue
+			}
+			if !slices.Contains(ids, sb.id) {
+				ids = append(ids, sb.id)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		frame := appendChangeFrame(nil, ch.c.vsn, ch.topicJSON, ids, p.data)
+		ch.c.send(outMsg{op: ws.OpText, data: frame, event: true, commit: p.commit})
+	}
+	ch.pending = nil
+	ch.syncing = false
+	ch.cancel = nil
+}

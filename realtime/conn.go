@@ -1,0 +1,391 @@
+package realtime
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// outMsg is one WebSocket message waiting in a connection's queue.
+type outMsg struct {
+	op     ws.OpCode
+	data   []byte
+	event  bool      // a postgres_changes event, counted as delivered
+	commit time.Time // for change events: the commit, to measure delivery lag
+	last   bool      // close the socket once this is written
+}
+
+// conn is one client socket. One goroutine reads it; a writer goroutine runs
+// only while the queue holds something, so an idle connection costs one
+// goroutine and no buffers.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	vsn    version
+	apikey *Token
+
+	chanMu   sync.Mutex
+	channels map[string]*channel
+
+	mu       sync.Mutex // guards the fields below
+	queue    []outMsg
+	writing  bool
+	closed   bool
+	draining bool // a closing frame is queued; the writer closes the socket after it
+
+	hdr [ws.MaxHeaderSize - 2]byte // reader-owned
+}
+
+func newConn(s *Server, nc net.Conn, v version, apikey *Token) *conn {
+	return &conn{s: s, nc: nc, vsn: v, apikey: apikey, channels: make(map[string]*channel)}
+}
+
+var errMessageTooBig = errors.New("message too big")
+
+func (c *conn) readLoop(pre []byte) {
+	defer c.teardown()
+	var r io.Reader = c.nc
+	if len(pre) > 0 {
+		r = io.MultiReader(bytes.NewReader(pre), c.nc)
+	}
+	var (
+		msg   []byte // a fragmented message being assembled
+		msgOp ws.OpCode
+		inMsg bool
+	)
+	for {
+		if err := c.nc.SetReadDeadline(c.s.now().Add(c.s.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		h, err := ws.ReadHeaderBuffer(r, c.hdr[:])
+		if err != nil {
+			return
+		}
+		if h.Rsv != 0 || !h.Masked || h.OpCode.IsReserved() ||
+			(h.OpCode.IsControl() && (h.Length > 125 || !h.Fin)) {
+			c.goAway(ws.StatusProtocolError, "")
+			return
+		}
+		limit := int64(c.s.cfg.MaxMessageSize)
+		if h.Length > limit || int64(len(msg))+h.Length > limit {
+			c.goAway(ws.StatusMessageTooBig, "")
+			return
+		}
+		payload, err := readPayload(r, h.Length)
+		if err != nil {
+			return
+		}
+		ws.Cipher(payload, h.Mask, 0)
+		switch h.OpCode {
+		case ws.OpPing:
+			c.send(outMsg{op: ws.OpPong, data: payload})
+		case ws.OpPong:
+		case ws.OpClose:
+			code, _ := ws.ParseCloseFrameData(payload)
+			if code.Empty() {
+				code = ws.StatusNormalClosure
+			}
+			c.goAway(code, "")
+			return
+		case ws.OpText, ws.OpBinary:
+			if inMsg {
+				c.goAway(ws.StatusProtocolError, "")
+				return
+			}
+			if h.Fin {
+				c.handle(h.OpCode, payload)
+			} else {
+				msg, msgOp, inMsg = payload, h.OpCode, true
+			}
+		case ws.OpContinuation:
+			if !inMsg {
+				c.goAway(ws.StatusProtocolError, "")
+				return
+			}
+			msg = append(msg, payload...)
+			if h.Fin {
+				c.handle(msgOp, msg)
+				msg, inMsg = nil, false
+			}
+		}
+	}
+}
+
+// readPayload reads n bytes, growing the buffer as bytes arrive rather than
+// trusting the peer's declared length for one big allocation.
+func readPayload(r io.Reader, n int64) ([]byte, error) {
+	const chunk = 32 << 10
+	if n <= chunk {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	var buf bytes.Buffer
+	_, err := io.CopyN(&buf, r, n)
+	return buf.Bytes(), err
+}
+
+// handle routes one complete client message (realtime-protocol.md §17).
+func (c *conn) handle(op ws.OpCode, data []byte) {
+	var f frame
+	var err error
+	if op == ws.OpBinary {
+		if c.vsn != vsn2 {
+			return
+		}
+		f, err = decodeBinary(data)
+	} else {
+		f, err = decodeFrame(c.vsn, data)
+	}
+	if err != nil {
+		c.s.log.Debug("realtime: undecodable message", "err", err)
+		return
+	}
+	if f.topic == "phoenix" && f.event == "heartbeat" {
+		c.reply(f, "ok", emptyObject)
+		return
+	}
+	if f.event == "phx_join" {
+		c.join(f)
+		return
+	}
+	ch := c.channel(f.topic)
+	if ch == nil || (f.joinRef != nil && !bytes.Equal(f.joinRef, ch.joinRef)) {
+		// Not joined, or a message for an earlier join of this topic.
+		if f.event == "phx_leave" {
+			c.reply(f, "ok", emptyObject)
+		} else if ch == nil {
+			c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, nil, f.ref, f.topic, "phx_reply",
+				[]byte(`{"status":"error","response":{"reason":"unmatched topic"}}`))})
+		}
+		return
+	}
+	switch f.event {
+	case "phx_leave":
+		c.reply(f, "ok", emptyObject)
+		if c.removeChannel(ch) {
+			ch.close()
+			ch.sendClose()
+		}
+	case "access_token":
+		var p struct {
+			AccessToken any `json:"access_token"`
+		}
+		_ = jsonUnmarshal(f.payload, &p)
+		if tok, ok := p.AccessToken.(string); ok {
+			ch.refresh(tok)
+		}
+	case "broadcast":
+		ch.broadcast(f)
+	case "presence":
+		ch.presence(f)
+	}
+}
+
+// reply sends a phx_reply to f with the given status and response.
+func (c *conn) reply(f frame, status string, response []byte) {
+	joinRef := f.joinRef
+	payload := make([]byte, 0, 32+len(response))
+	payload = append(payload, `{"status":"`...)
+	payload = append(payload, status...)
+	payload = append(payload, `","response":`...)
+	payload = append(payload, response...)
+	payload = append(payload, '}')
+	c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", payload)})
+}
+
+func (c *conn) channel(topic string) *channel {
+	c.chanMu.Lock()
+	defer c.chanMu.Unlock()
+	return c.channels[topic]
+}
+
+// removeChannel unlinks ch if it is still the topic's channel; only the caller
+// that unlinks it goes on to close it.
+func (c *conn) removeChannel(ch *channel) bool {
+	c.chanMu.Lock()
+	defer c.chanMu.Unlock()
+	if c.channels[ch.topic] != ch {
+		return false
+	}
+	delete(c.channels, ch.topic)
+	return true
+}
+
+// send queues a message. A full queue means the client does not keep up: it is
+// disconnected, so it cannot slow anyone else down.
+func (c *conn) send(m outMsg) {
+	c.mu.Lock()
+	if c.closed || (c.draining && !m.last) {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.queue) >= c.s.cfg.SendQueue && !m.last {
+		c.mu.Unlock()
+		c.overflow()
+		return
+	}
+	if m.last {
+		if c.draining {
+			c.mu.Unlock()
+			return
+		}
+		c.draining = true
+	}
+	c.queue = append(c.queue, m)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// writeLoop drains the queue, batching messages into few writes, and exits
+// when the queue is empty.
+func (c *conn) writeLoop() {
+	bp := writeBufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 256<<10 {
+			*bp = buf[:0]
+			writeBufPool.Put(bp)
+		}
+	}()
+	var spare []outMsg
+	for {
+		c.mu.Lock()
+		q := c.queue
+		if len(q) == 0 || c.closed {
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
+		}
+		c.queue = spare
+		c.mu.Unlock()
+
+		if err := c.nc.SetWriteDeadline(c.s.now().Add(c.s.cfg.WriteTimeout)); err != nil {
+			c.kill()
+			return
+		}
+		from := 0
+		last := false
+		for i := range q {
+			m := &q[i]
+			buf = appendHeader(buf, m.op, len(m.data))
+			buf = append(buf, m.data...)
+			last = last || m.last
+			if len(buf) < 32<<10 && i < len(q)-1 && !last {
+				continue
+			}
+			if _, err := c.nc.Write(buf); err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					c.s.log.Debug("realtime: write on closed socket")
+				} else {
+					c.s.log.Debug("realtime: write failed", "err", err)
+				}
+				c.kill()
+				return
+			}
+			buf = buf[:0]
+			c.account(q[from : i+1])
+			from = i + 1
+			if last {
+				c.kill()
+				return
+			}
+		}
+		clear(q)
+		spare = q[:0]
+	}
+}
+
+// account records delivered events and their commit-to-write lag.
+func (c *conn) account(sent []outMsg) {
+	var now time.Time
+	for i := range sent {
+		m := &sent[i]
+		if !m.event {
+			continue
+		}
+		c.s.m.delivered.Inc()
+		if !m.commit.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			c.s.m.lag.Observe(now.Sub(m.commit).Seconds())
+		}
+	}
+}
+
+// appendHeader appends an unmasked server frame header.
+func appendHeader(buf []byte, op ws.OpCode, n int) []byte {
+	b0 := 0x80 | byte(op)
+	switch {
+	case n < 126:
+		return append(buf, b0, byte(n))
+	case n <= 0xFFFF:
+		return append(buf, b0, 126, byte(n>>8), byte(n))
+	}
+	buf = append(buf, b0, 127)
+	return binary.BigEndian.AppendUint64(buf, uint64(n))
+}
+
+// goAway queues a close frame and closes the socket once it is written.
+func (c *conn) goAway(code ws.StatusCode, reason string) {
+	c.send(outMsg{op: ws.OpClose, data: ws.NewCloseFrameBody(code, reason), last: true})
+}
+
+// kill closes the socket at once; the reader then tears the connection down.
+func (c *conn) kill() {
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	c.mu.Unlock()
+	c.nc.Close()
+}
+
+// teardown runs when the reader ends: it closes every channel and the socket.
+func (c *conn) teardown() {
+	c.mu.Lock()
+	draining := c.draining && !c.closed
+	c.mu.Unlock()
+	if !draining { // otherwise the writer closes the socket after the close frame
+		c.kill()
+	}
+	c.chanMu.Lock()
+	chans := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	c.channels = nil
+	c.chanMu.Unlock()
+	for _, ch := range chans {
+		ch.close()
+	}
+	c.s.removeConn(c)
+}
+
+// overflow disconnects a client whose pending events exceed the queue bound.
+func (c *conn) overflow() {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.queue = nil
+	c.mu.Unlock()
+	if already {
+		return
+	}
+	c.s.m.slow.Inc()
+	c.s.log.Warn("realtime: slow client disconnected", "remote", c.nc.RemoteAddr().String())
+	c.nc.Close()
+}

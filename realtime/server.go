@@ -1,0 +1,308 @@
+// Package realtime is a server that speaks the Supabase Realtime protocol
+// (realtime-protocol.md), so the unmodified supabase-js client can subscribe
+// to postgres_changes of the tables it serves. It knows schemas, tables,
+// columns, JWT claims and row policies; what the rows mean is the caller's.
+//
+// The caller hands it committed changes in commit order (Publish); it
+// matches each change against an index of subscriptions, encodes it once,
+// and queues one frame per subscribed channel on each socket's bounded queue.
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dollr/dollr"
+)
+
+// Config configures a Server. Only Secret is required.
+type Config struct {
+	// Secret is the HS256 key that signs anon keys and access tokens.
+	Secret []byte
+	// Tables are the tables served.
+	Tables []Table
+	// Policy authorizes joins and restricts rows; nil allows everything.
+	Policy Policy
+	// Snapshot, if set, is read after each new subscription so it starts from
+	// the current rows (the "no gap" guarantee, see docs/realtime.md).
+	Snapshot Snapshotter
+	// JoinErrorDelay delays every error join reply, as the real server does
+	// to slow down the client's endless retries. 0 means 5s; negative means none.
+	JoinErrorDelay time.Duration
+	// SendQueue bounds the frames waiting on one connection; a client that
+	// lets it fill is disconnected. 0 means 1024.
+	SendQueue int
+	// IdleTimeout closes a socket that sent nothing for this long (clients
+	// heartbeat every 25s). 0 means 60s.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one socket write. 0 means 10s.
+	WriteTimeout time.Duration
+	// MaxChannels bounds channels per connection. 0 means 100.
+	MaxChannels int
+	// MaxMessageSize bounds one client message. 0 means 1 MiB.
+	MaxMessageSize int
+	// SnapshotTimeout bounds one Snapshot call. 0 means 10s.
+	SnapshotTimeout time.Duration
+	// Registerer receives the dollr_realtime_* metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+type tableKey struct{ schema, name string }
+
+// Server is a Supabase-Realtime-compatible WebSocket server.
+type Server struct {
+	cfg    Config
+	policy Policy
+	log    *slog.Logger
+	m      *metrics
+	tables map[tableKey]*table
+	list   []*table
+	idx    *index
+	now    func() time.Time
+
+	// Publish state, owned by whoever holds pubMu.
+	pubMu   sync.Mutex
+	rv      rowView
+	gen     uint64
+	touched []*channel
+
+	connMu  sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+
+	topicMu sync.Mutex
+	topics  map[string][]*channel
+}
+
+// New returns a server for cfg.
+func New(cfg Config) *Server {
+	if cfg.JoinErrorDelay == 0 {
+		cfg.JoinErrorDelay = 5 * time.Second
+	} else if cfg.JoinErrorDelay < 0 {
+		cfg.JoinErrorDelay = 0
+	}
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = 1024
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.MaxChannels <= 0 {
+		cfg.MaxChannels = 100
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = 1 << 20
+	}
+	if cfg.SnapshotTimeout <= 0 {
+		cfg.SnapshotTimeout = 10 * time.Second
+	}
+	s := &Server{
+		cfg:    cfg,
+		policy: cfg.Policy,
+		log:    cfg.Logger,
+		m:      newMetrics(cfg.Registerer),
+		tables: make(map[tableKey]*table),
+		idx:    newIndex(),
+		now:    time.Now,
+		conns:  make(map[*conn]struct{}),
+		topics: make(map[string][]*channel),
+	}
+	if s.policy == nil {
+		s.policy = allowAll
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, t := range cfg.Tables {
+		tb := newTable(t)
+		s.tables[tableKey{t.Schema, t.Name}] = tb
+		s.list = append(s.list, tb)
+	}
+	return s
+}
+
+// ServeHTTP upgrades a request to a realtime socket. Mount it at
+// /realtime/v1/websocket (and, for the real server's own path, /socket/websocket).
+// The apikey query parameter (or x-api-key header) must be a valid token, or
+// the upgrade is refused with 401 and {"error": "..."}.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	key := r.Header.Get("x-api-key")
+	if key == "" {
+		key = q.Get("apikey")
+	}
+	if key == "" {
+		refuse(w, http.StatusUnauthorized, errAPIKeyMissing.Upgrade)
+		return
+	}
+	tok, err := VerifyToken(s.cfg.Secret, key, s.now())
+	if err != nil {
+		refuse(w, http.StatusUnauthorized, err.(*TokenError).Upgrade)
+		return
+	}
+	s.connMu.Lock()
+	closing := s.closing
+	s.connMu.Unlock()
+	if closing {
+		refuse(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
+		return
+	}
+	nc, rw, _, err := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout}.Upgrade(r, w)
+	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
+		return
+	}
+	// Bytes the client sent right behind its handshake are already buffered.
+	var pre []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		pre, _ = rw.Reader.Peek(n)
+		pre = append([]byte(nil), pre...)
+	}
+	c := newConn(s, nc, parseVersion(q.Get("vsn")), tok)
+	s.connMu.Lock()
+	if s.closing {
+		s.connMu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.connMu.Unlock()
+	s.m.connections.Inc()
+	// A fresh goroutine reads the socket, so the HTTP server's goroutine, its
+	// buffers and the request can be freed.
+	go c.readLoop(pre)
+}
+
+func refuse(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// Close closes every socket, telling clients the server is going away (close
+// code 1001, after which supabase-js reconnects), and waits for them until ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	s.connMu.Lock()
+	s.closing = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.connMu.Unlock()
+	for _, c := range conns {
+		c.goAway(ws.StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.kill()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.connMu.Lock()
+	delete(s.conns, c)
+	s.connMu.Unlock()
+	s.m.connections.Dec()
+	s.wg.Done()
+}
+
+// Publish hands the server committed changes, in commit order. It matches and
+// queues them and returns without waiting for any socket. Changes of tables
+// the server does not serve are ignored.
+func (s *Server) Publish(changes []dollr.Change) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	s.m.published.Add(float64(len(changes)))
+	for i := range changes {
+		s.dispatch(&changes[i])
+	}
+}
+
+func (s *Server) dispatch(c *dollr.Change) {
+	t := s.tables[tableKey{c.Schema, c.Table}]
+	if t == nil {
+		return
+	}
+	row := testedRow(c)
+	if row == nil {
+		return
+	}
+	rv := &s.rv
+	rv.reset(t, row)
+	s.gen++
+	touched := s.touched[:0]
+	s.idx.mu.RLock()
+	if ti := s.idx.tables[t.id]; ti != nil {
+		for _, col := range ti.cols {
+			v, null, present := rv.get(col)
+			if !present || null {
+				continue
+			}
+			for _, sb := range ti.byCol[col][v.key(t.cols[col].kind)] {
+				touched = s.consider(touched, sb, c, rv)
+			}
+		}
+		for _, sb := range ti.scan {
+			touched = s.consider(touched, sb, c, rv)
+		}
+	}
+	s.idx.mu.RUnlock()
+	if len(touched) > 0 {
+		data := encodeChangeData(c, t)
+		for _, ch := range touched {
+			ch.deliver(c, data)
+		}
+		clear(touched)
+	}
+	s.touched = touched[:0]
+}
+
+// consider adds sb's channel to touched when the change matches sb. Each
+// channel collects the ids of its matching bindings (publisher-owned scratch).
+func (s *Server) consider(touched []*channel, sb *sub, c *dollr.Change, rv *rowView) []*channel {
+	if snap := sb.snapSeq.Load(); snap != 0 && c.Seq <= snap {
+		return touched
+	}
+	if !sb.matches(c.Type, rv) {
+		return touched
+	}
+	ch := sb.ch
+	if ch.gen != s.gen {
+		ch.gen = s.gen
+		ch.ids = ch.ids[:0]
+		ch.hits = ch.hits[:0]
+		touched = append(touched, ch)
+	}
+	ch.hits = append(ch.hits, sb)
+	for _, id := range ch.ids {
+		if id == sb.id {
+			return touched
+		}
+	}
+	ch.ids = append(ch.ids, sb.id)
+	return touched
+}
