@@ -151,7 +151,6 @@ func (c *Cluster) init() error {
 		"max_connections = 300",
 		"shared_buffers = 32MB",
 		"fsync = off",
-		"synchronous_commit = off",
 		"full_page_writes = off",
 		"timezone = 'UTC'",
 		"log_min_messages = warning",

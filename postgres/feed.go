@@ -1,0 +1,396 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dollr/dollr"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Head returns the WAL insert position: every change committed so far has a
+// smaller commit LSN, so Follow(Head) delivers exactly the later commits.
+func (d *DB) Head(ctx context.Context) (uint64, error) {
+	var lsn int64
+	if err := d.pool.QueryRow(ctx, "SELECT (pg_current_wal_insert_lsn() - '0/0')::int8").Scan(&lsn); err != nil {
+		return 0, internal("head", err)
+	}
+	return uint64(lsn), nil
+}
+
+// Follow streams committed changes from the replication slot. Each
+// transaction is one batch; its changes share Seq, the transaction's commit
+// LSN, and keep their order. A position is acknowledged to PostgreSQL only
+// after handle has returned for it, so after a crash the slot replays from
+// the first unacknowledged transaction: a change may be delivered twice
+// across restarts, never lost.
+//
+// after is a lower bound: Follow delivers only commits whose LSN exceeds it,
+// and starts no earlier than the slot's acknowledged position, so with after
+// below that position the changes in between are not replayed.
+//
+// The slot admits one reader at a time. While another process (or another
+// Follow) holds it, Follow keeps retrying; when PostgreSQL restarts it
+// reconnects, both with back-off up to Options.CaptureRetry. It returns
+// ctx.Err() when ctx ends and handle's error if handle fails.
+func (d *DB) Follow(ctx context.Context, after uint64, handle func([]dollr.Change) error) error {
+	c := &capture{
+		connCfg:  d.connCfg,
+		slot:     d.slot,
+		pub:      d.pub,
+		types:    d.types,
+		interval: d.opts.StatusInterval,
+		log:      d.log,
+		repair:   d.ensureCapture,
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(d.ctx, cancel) // Close ends Follow too
+	defer stop()
+	err := c.follow(ctx, after, handle, d.opts.CaptureRetry)
+	if d.ctx.Err() != nil && ctx.Err() != nil && !errors.Is(err, errHandler) {
+		return errors.New("postgres: store closed")
+	}
+	return err
+}
+
+var errHandler = errors.New("handler failed")
+
+// handlerError carries handle's error out of the stream, unretried.
+type handlerError struct{ err error }
+
+func (e handlerError) Error() string        { return e.err.Error() }
+func (e handlerError) Unwrap() []error      { return []error{e.err, errHandler} }
+func (e handlerError) Is(target error) bool { return target == errHandler }
+
+// capture reads one slot through one publication.
+type capture struct {
+	connCfg  *pgconn.Config
+	slot     string
+	pub      string
+	types    *typeCache
+	interval time.Duration
+	log      interface {
+		Info(string, ...any)
+		Warn(string, ...any)
+	}
+	// repair recreates a missing publication or slot.
+	repair func(context.Context) error
+}
+
+func (c *capture) follow(ctx context.Context, after uint64, handle func([]dollr.Change) error, maxWait time.Duration) error {
+	pos := after
+	bo := newBackoff(50*time.Millisecond, maxWait)
+	waiting := false // logged that another reader holds the slot
+	for {
+		progressed, err := c.stream(ctx, &pos, handle)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var he handlerError
+		if errors.As(err, &he) {
+			return he.err
+		}
+		if progressed {
+			bo.reset()
+		}
+		switch code := pgCode(err); {
+		case code == codeObjectInUse:
+			if !waiting {
+				c.log.Info("replication slot in use by another reader; will take over when it is free", "slot", c.slot)
+				waiting = true
+			}
+		case code == codeUndefinedObject && c.repair != nil:
+			c.log.Warn("replication slot or publication missing; recreating it (changes committed meanwhile are not delivered)",
+				"slot", c.slot, "publication", c.pub, "err", err)
+			if rerr := c.repair(ctx); rerr != nil {
+				c.log.Warn("recreating replication slot failed", "err", rerr)
+			}
+		default:
+			waiting = false
+			c.log.Warn("change capture interrupted; reconnecting", "slot", c.slot, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(bo.next()):
+		}
+	}
+}
+
+// stream runs one replication connection until it fails. pos is the Seq
+// of the last delivered commit; it advances as batches are handled.
+func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.Change) error) (progressed bool, err error) {
+	conn, err := connectReplication(ctx, c.connCfg)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+
+	// Status updates report the slot's own position until this connection
+	// has handled something; a lower one would move the slot back.
+	confirmed, err := slotPosition(ctx, conn, c.slot)
+	if err != nil {
+		return false, err
+	}
+	var start pglogrepl.LSN // 0: from the slot's acknowledged position
+	if *pos > 0 {
+		start = pglogrepl.LSN(*pos + 1)
+	}
+	err = pglogrepl.StartReplication(ctx, conn, c.slot, start, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + c.pub + "'"},
+	})
+	if err != nil {
+		return false, err
+	}
+
+	s := &stream{capture: c, conn: conn, rels: map[uint32]*relation{}, acked: confirmed}
+	next := time.Now().Add(c.interval)
+	for {
+		if !time.Now().Before(next) {
+			if err := s.report(); err != nil {
+				return progressed, err
+			}
+			next = time.Now().Add(c.interval)
+		}
+		rctx, cancel := context.WithDeadline(ctx, next)
+		msg, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if pgconn.Timeout(err) && ctx.Err() == nil {
+				continue
+			}
+			return progressed, err
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				return progressed, errors.New("postgres: empty replication message")
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return progressed, err
+				}
+				// Between transactions everything the server has sent was
+				// handled, so its position can be acknowledged; otherwise
+				// the slot would pin WAL while other tables are busy.
+				if !s.inTxn && ka.ServerWALEnd > s.acked {
+					s.acked = ka.ServerWALEnd
+				}
+				if ka.ReplyRequested {
+					if err := s.report(); err != nil {
+						return progressed, err
+					}
+					next = time.Now().Add(c.interval)
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return progressed, err
+				}
+				batch, commit, err := s.apply(ctx, xld.WALData)
+				if err != nil {
+					return progressed, err
+				}
+				if commit == nil {
+					continue
+				}
+				seq := uint64(commit.CommitLSN)
+				if len(batch) > 0 && seq > *pos {
+					if err := handle(batch); err != nil {
+						return progressed, handlerError{err}
+					}
+				}
+				progressed = true
+				if seq > *pos {
+					*pos = seq
+				}
+				// Acknowledge the transaction now that it is handled.
+				if commit.TransactionEndLSN > s.acked {
+					s.acked = commit.TransactionEndLSN
+				}
+				if err := s.report(); err != nil {
+					return progressed, err
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			return progressed, pgconn.ErrorResponseToPgError(msg)
+		case *pgproto3.CopyDone:
+			return progressed, errors.New("postgres: server ended the replication stream")
+		}
+	}
+}
+
+// stream is the state of one replication connection.
+type stream struct {
+	*capture
+	conn  *pgconn.PgConn
+	rels  map[uint32]*relation
+	inTxn bool
+	txn   []dollr.Change
+	acked pglogrepl.LSN // handled up to here; reported as flushed
+}
+
+// report sends a standby status update with the acknowledged position.
+func (s *stream) report() error {
+	return pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: s.acked})
+}
+
+// slotPosition returns the slot's confirmed_flush_lsn. A replication
+// connection to a database accepts plain SQL before START_REPLICATION.
+func slotPosition(ctx context.Context, conn *pgconn.PgConn, slot string) (pglogrepl.LSN, error) {
+	// slot is checked against nameRE, so it needs no escaping beyond quotes.
+	res, err := conn.Exec(ctx, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '"+slot+"'").ReadAll()
+	if err != nil {
+		return 0, err
+	}
+	if len(res) != 1 || len(res[0].Rows) != 1 || res[0].Rows[0][0] == nil {
+		return 0, &pgconn.PgError{Code: codeUndefinedObject, Message: fmt.Sprintf("replication slot %q does not exist", slot)}
+	}
+	return pglogrepl.ParseLSN(string(res[0].Rows[0][0]))
+}
+
+// relation is a table as a Relation message describes it.
+type relation struct {
+	schema, table string
+	columns       []dollr.Column
+	types         []pgType
+	key           []bool // part of the replica identity
+}
+
+// apply decodes one pgoutput message. At a Commit it returns the
+// transaction's changes, with Seq and CommitTime set.
+func (s *stream) apply(ctx context.Context, data []byte) ([]dollr.Change, *pglogrepl.CommitMessage, error) {
+	m, err := parseLogical(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch m := m.(type) {
+	case *pglogrepl.RelationMessage:
+		rel := &relation{schema: m.Namespace, table: m.RelationName}
+		for _, col := range m.Columns {
+			t, err := s.types.get(ctx, col.DataType)
+			if err != nil {
+				return nil, nil, err
+			}
+			rel.columns = append(rel.columns, dollr.Column{Name: col.Name, Type: t.name})
+			rel.types = append(rel.types, t)
+			rel.key = append(rel.key, col.Flags&1 != 0)
+		}
+		s.rels[m.RelationID] = rel
+	case *pglogrepl.BeginMessage:
+		s.inTxn = true
+		s.txn = nil
+	case *pglogrepl.InsertMessage:
+		rel, rec, err := s.tuple(ctx, m.RelationID, m.Tuple, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.add(rel, dollr.ChangeInsert, rec, nil)
+	case *pglogrepl.UpdateMessage:
+		rel, rec, err := s.tuple(ctx, m.RelationID, m.NewTuple, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		// Without an old tuple the key did not change: take it from the new row.
+		old := keyOf(rel, rec)
+		if m.OldTuple != nil {
+			_, old, err = s.tuple(ctx, m.RelationID, m.OldTuple, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey)
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+		s.add(rel, dollr.ChangeUpdate, rec, old)
+	case *pglogrepl.DeleteMessage:
+		rel, old, err := s.tuple(ctx, m.RelationID, m.OldTuple, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.add(rel, dollr.ChangeDelete, nil, old)
+	case *pglogrepl.CommitMessage:
+		batch := s.txn
+		s.inTxn, s.txn = false, nil
+		for i := range batch {
+			batch[i].Seq = uint64(m.CommitLSN)
+			batch[i].CommitTime = m.CommitTime.UTC()
+		}
+		return batch, m, nil
+	}
+	// Origin, Type, Truncate and logical decoding messages carry nothing the feed emits.
+	return nil, nil, nil
+}
+
+func (s *stream) add(rel *relation, typ dollr.ChangeType, rec, old map[string]any) {
+	s.txn = append(s.txn, dollr.Change{
+		Schema: rel.schema, Table: rel.table, Type: typ, Columns: rel.columns, Record: rec, OldRecord: old,
+	})
+}
+
+// tuple decodes a row of relation id. keyOnly keeps only the replica
+// identity columns (an old key tuple sends the others as NULL).
+func (s *stream) tuple(ctx context.Context, id uint32, tup *pglogrepl.TupleData, keyOnly bool) (*relation, map[string]any, error) {
+	rel, ok := s.rels[id]
+	if !ok {
+		return nil, nil, fmt.Errorf("postgres: change of relation %d before its Relation message", id)
+	}
+	if tup == nil {
+		return rel, nil, fmt.Errorf("postgres: change of %s.%s without a row", rel.schema, rel.table)
+	}
+	if len(tup.Columns) != len(rel.columns) {
+		return nil, nil, fmt.Errorf("postgres: row of %s.%s has %d columns, relation has %d", rel.schema, rel.table, len(tup.Columns), len(rel.columns))
+	}
+	rec := make(map[string]any, len(rel.columns))
+	for i, col := range tup.Columns {
+		if keyOnly && !rel.key[i] {
+			continue
+		}
+		name := rel.columns[i].Name
+		switch col.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			rec[name] = nil
+		case pglogrepl.TupleDataTypeToast:
+			// An unchanged value stored out of line is not sent; leave it out
+			// rather than invent one. (The public status table keeps its
+			// values inline; see the migration.)
+		case pglogrepl.TupleDataTypeText:
+			v, err := s.types.decodeValue(ctx, rel.types[i], string(col.Data))
+			if err != nil {
+				return nil, nil, fmt.Errorf("postgres: %s.%s.%s: %w", rel.schema, rel.table, name, err)
+			}
+			rec[name] = v
+		default:
+			return nil, nil, fmt.Errorf("postgres: %s.%s.%s: unexpected tuple data type %q", rel.schema, rel.table, name, col.DataType)
+		}
+	}
+	return rel, rec, nil
+}
+
+// keyOf returns the replica identity columns of a row.
+func keyOf(rel *relation, rec map[string]any) map[string]any {
+	old := map[string]any{}
+	for i, col := range rel.columns {
+		if rel.key[i] {
+			if v, ok := rec[col.Name]; ok {
+				old[col.Name] = v
+			}
+		}
+	}
+	return old
+}
+
+// parseLogical decodes a pgoutput message, turning a decoder panic on a
+// malformed message into an error.
+func parseLogical(data []byte) (m pglogrepl.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("postgres: malformed pgoutput message: %v", r)
+		}
+	}()
+	return pglogrepl.Parse(data)
+}
