@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/api"
 	"github.com/dollr/dollr/token"
 )
 
@@ -43,25 +44,9 @@ const (
 
 // Collector starts a collection exactly as POST /v1/executions/collection
 // does (validation, amounts, sandbox plan, Store.CreateExecution), so the page
-// and the API cannot drift apart.
+// and the API cannot drift apart. *api.Server implements it.
 type Collector interface {
-	Collect(ctx context.Context, merchantID int64, req CollectRequest) (e *dollr.Execution, created bool, err error)
-}
-
-// CollectRequest is the body of a collection execution, typed.
-type CollectRequest struct {
-	SessionID        int64
-	PaymentAccountID int64
-	Currency         string
-	ReferenceID      string
-}
-
-// CollectorFunc adapts a function to Collector.
-type CollectorFunc func(ctx context.Context, merchantID int64, req CollectRequest) (*dollr.Execution, bool, error)
-
-// Collect calls f.
-func (f CollectorFunc) Collect(ctx context.Context, merchantID int64, req CollectRequest) (*dollr.Execution, bool, error) {
-	return f(ctx, merchantID, req)
+	Collect(ctx context.Context, merchantID int64, req api.CollectRequest) (e *dollr.Execution, created bool, err error)
 }
 
 // Config wires the handler. Store, Tokens and Collector are required.
@@ -70,7 +55,7 @@ type Config struct {
 	// Tokens issues the page's anon key and realtime keys, the same keys
 	// POST /v1/realtime-keys/collection returns.
 	Tokens    *token.Tokens
-	Collector Collector
+	Collector Collector // the API server: *api.Server
 
 	// Sandbox shows the sandbox badge, test numbers and test cards, and the
 	// 3-D Secure challenge (answered through POST /v1/sandbox/3ds/{client_secret}).

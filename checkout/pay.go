@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/api"
 	"github.com/dollr/dollr/token"
 )
 
@@ -321,7 +322,7 @@ func (h *Handler) pay(ctx context.Context, src *dollr.Source, req PayRequest) (*
 	if ref == "" {
 		ref = uuid.NewString()
 	}
-	e, _, err := h.cfg.Collector.Collect(ctx, src.MerchantID, CollectRequest{
+	e, _, err := h.cfg.Collector.Collect(ctx, src.MerchantID, api.CollectRequest{
 		SessionID:        sess.ID,
 		PaymentAccountID: acct.ID,
 		Currency:         src.Currency,

@@ -1,0 +1,409 @@
+package checkout
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/api"
+	"github.com/dollr/dollr/sandbox"
+	"github.com/dollr/dollr/sqlite"
+	"github.com/dollr/dollr/token"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// handlerEnv is the checkout handler in front of a real SQLite store and the
+// real API server, whose Collect it uses; sandbox jobs run only when the test
+// says so, so every intermediate status can be observed.
+type handlerEnv struct {
+	t        *testing.T
+	store    *sqlite.DB
+	tokens   *token.Tokens
+	api      *api.Server
+	checkout *Handler
+	srv      *httptest.Server
+	clock    *clock
+	bearer   string
+}
+
+const testSecret = "s3cret-for-tests"
+
+func newHandlerEnv(t *testing.T) *handlerEnv {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "dollr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	toks, err := token.Load(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now().UTC()}
+	toks.Now = clk.Now
+	a, err := api.New(api.Config{Store: db, Tokens: toks, Sandbox: &sandbox.Network{}, Now: clk.Now, BaseURL: "http://shop.test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Store: db, Tokens: toks, Collector: a, Sandbox: true, Now: clk.Now, BaseURL: "http://shop.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/checkout/", h)
+	mux.Handle("/", a)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	sum := sha256.Sum256([]byte(testSecret))
+	m := &dollr.Merchant{Name: "Kofi's Kitchen", ClientID: "client-" + uuid.NewString()[:8], ClientSecretHash: hex.EncodeToString(sum[:])}
+	if err := db.CreateMerchant(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	e := &handlerEnv{t: t, store: db, tokens: toks, api: a, checkout: h, srv: srv, clock: clk}
+	var tok api.ObtainTokenResponse
+	e.do("POST", "/v1/jwt/client/obtain/token", map[string]string{"client_id": m.ClientID, "client_secret": testSecret}, http.StatusOK, &tok)
+	e.bearer = tok.AccessToken
+	return e
+}
+
+// do sends a JSON request and decodes the answer, failing on another status.
+func (e *handlerEnv) do(method, path string, body any, wantStatus int, out any) http.Header {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	if e.bearer != "" && strings.HasPrefix(path, "/v1/") {
+		req.Header.Set("Authorization", "Bearer "+e.bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, wantStatus, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			if s, ok := out.(*string); ok {
+				*s = string(b)
+			} else {
+				e.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+			}
+		}
+	}
+	return resp.Header
+}
+
+// hosted creates a HOSTED checkout through the API and returns its token.
+func (e *handlerEnv) hosted(extra map[string]any) string {
+	e.t.Helper()
+	body := map[string]any{
+		"mode": "HOSTED", "source_kind": "INVOICE", "party_phone": "231771234567", "party_name": "Ama Mensah",
+		"currency": "USD", "note": "Lunch order #42",
+		"items": []map[string]any{{"name": "Jollof rice", "currency": "USD", "amount": 8.5}, {"name": "Ginger beer", "currency": "USD", "amount": 4}},
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	var resp struct {
+		URL *string `json:"url"`
+	}
+	e.do("POST", "/v1/checkouts/create", body, http.StatusOK, &resp)
+	if resp.URL == nil || !strings.HasPrefix(*resp.URL, "http://shop.test/checkout/hct_") {
+		e.t.Fatalf("hosted url = %v", resp.URL)
+	}
+	return strings.TrimPrefix(*resp.URL, "http://shop.test/checkout/")
+}
+
+func (e *handlerEnv) get(path string) (*http.Response, string) {
+	e.t.Helper()
+	resp, err := http.Get(e.srv.URL + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// runJobs runs the sandbox jobs due now, one step each: the steps they
+// schedule wait for the next call.
+func (e *handlerEnv) runJobs() {
+	e.t.Helper()
+	r := &sandbox.Runner{Store: e.store, Now: e.clock.Now}
+	jobs, err := e.store.ClaimJobs(context.Background(), e.clock.Now(), 10, time.Minute)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(jobs) == 0 {
+		e.t.Fatal("no sandbox job is due")
+	}
+	for _, j := range jobs {
+		if err := r.RunJob(context.Background(), j); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+var scriptTag = regexp.MustCompile(`<script[^>]*>`)
+
+func TestPageShowsTheCheckout(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	resp, body := e.get("/checkout/" + tok)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	for _, want := range []string{"Kofi&#39;s Kitchen", "Jollof rice", "USD 8.50", "Ginger beer", "USD 12.50", "Lunch order #42", `data-state="form"`, "Sandbox"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "script-src 'self'", "connect-src 'self' ws://shop.test", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP allows inline code: %q", csp)
+	}
+	// No inline script and nothing from another origin.
+	for _, tag := range scriptTag.FindAllString(body, -1) {
+		if !strings.Contains(tag, `src="/checkout/assets/`) {
+			t.Errorf("script tag %s is inline or foreign", tag)
+		}
+	}
+	if regexp.MustCompile(`(src|href)="(https?:)?//`).MatchString(body) {
+		t.Error("page references another origin")
+	}
+	for _, asset := range []string{"realtime.js", "checkout.js", "checkout.css"} {
+		r, b := e.get("/checkout/assets/" + asset)
+		if r.StatusCode != http.StatusOK || len(b) < 100 {
+			t.Errorf("asset %s: %d, %d bytes", asset, r.StatusCode, len(b))
+		}
+	}
+}
+
+func TestBadLinksShowAClearPage(t *testing.T) {
+	e := newHandlerEnv(t)
+	expiring := e.hosted(map[string]any{"expires_at": e.clock.Now().Add(time.Hour).Format(time.RFC3339)})
+	e.clock.Add(2 * time.Hour)
+	tests := []struct {
+		name   string
+		path   string
+		status int
+		title  string
+	}{
+		{"unknown token", "/checkout/hct_000000000000000000000000000000000000000000000000", 404, "Checkout link not found"},
+		{"malformed token", "/checkout/%3Cscript%3E", 404, "Checkout link not found"},
+		{"bare prefix", "/checkout/", 404, "Checkout link not found"},
+		{"unknown sub-path", "/checkout/hct_x/nothing/here/at/all", 404, "Checkout link not found"},
+		{"expired", "/checkout/" + expiring, 410, "This checkout link has expired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := e.get(tt.path)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+				t.Errorf("content type %q", ct)
+			}
+			if !strings.Contains(body, tt.title) || strings.Contains(body, "goroutine") {
+				t.Errorf("body does not explain %q:\n%s", tt.title, body)
+			}
+		})
+	}
+	// Paying through an expired link is refused too.
+	var d detail
+	e.do("POST", "/checkout/"+expiring+"/pay", map[string]string{"method": "CARD", "payment_method_id": "pm_card_visa"}, http.StatusGone, &d)
+	if !strings.Contains(d.Detail, "closed") {
+		t.Errorf("detail %q", d.Detail)
+	}
+}
+
+func TestPayMobileMoneyAndFollowIt(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	var pay PayResponse
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "+231 77 123 4567"}, http.StatusOK, &pay)
+	if pay.Status.Status != dollr.StatusPending || pay.PayerAmount != 1250 || pay.PaymentMethod != "MTN_MOMO_LBR" || pay.SourceStatus != dollr.SourceProcessing {
+		t.Fatalf("pay response %+v", pay)
+	}
+	if !validUUIDv4(pay.ReferenceID) {
+		t.Fatalf("reference_id %q is not a UUID v4", pay.ReferenceID)
+	}
+	// The realtime key is the one the API would issue: scoped to this payment.
+	claims, err := e.tokens.VerifyRealtime(pay.Realtime.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims.SessionID != pay.SessionID || claims.ReferenceID != pay.ReferenceID || claims.SourceType != "INVOICE" {
+		t.Fatalf("claims %+v for %+v", claims, pay)
+	}
+	if _, err := e.tokens.VerifyAnon(pay.Realtime.AnonKey); err != nil {
+		t.Fatal(err)
+	}
+	if want := "payment-intent:" + itoa(pay.SessionID) + ":" + pay.ReferenceID; pay.Realtime.Channel != want || pay.Realtime.SupabaseURL != "http://shop.test" || pay.Realtime.ExpiresIn != 900 {
+		t.Fatalf("realtime %+v", pay.Realtime)
+	}
+
+	// The merchant's own view agrees: the page's payment is a normal collection.
+	var er api.ExecutionResponse
+	e.do("GET", "/v1/status/collection/"+pay.ReferenceID, nil, http.StatusOK, &er)
+	if er.Status != "PENDING" {
+		t.Fatalf("merchant sees %+v", er)
+	}
+
+	// While it is in flight, paying again follows the same payment.
+	var again PayResponse
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "CARD", "payment_method_id": "pm_card_visa"}, http.StatusOK, &again)
+	if again.ReferenceID != pay.ReferenceID {
+		t.Fatalf("second pay started %s while %s is in flight", again.ReferenceID, pay.ReferenceID)
+	}
+	resp, body := e.get("/checkout/" + tok)
+	if resp.StatusCode != 200 || !strings.Contains(body, `data-state="watching"`) || !strings.Contains(body, pay.ReferenceID) {
+		t.Fatalf("reloaded page does not follow the payment: %d", resp.StatusCode)
+	}
+
+	e.runJobs() // PENDING → PROCESSING
+	var st Status
+	e.do("GET", "/checkout/"+tok+"/status/"+pay.ReferenceID, nil, http.StatusOK, &st)
+	if st.Status != dollr.StatusProcessing || st.GatewayMessage == nil || *st.GatewayMessage != sandbox.MsgAwaitingApproval {
+		t.Fatalf("status %+v", st)
+	}
+	e.runJobs() // PROCESSING → COMPLETED
+	hdr := e.do("GET", "/checkout/"+tok+"/status/"+pay.ReferenceID, nil, http.StatusOK, &st)
+	if st.Status != dollr.StatusCompleted || st.SourceStatus != dollr.SourcePaid {
+		t.Fatalf("status %+v", st)
+	}
+	if hdr.Get("Cache-Control") != "no-store" {
+		t.Errorf("status is cacheable: %q", hdr.Get("Cache-Control"))
+	}
+	_, body = e.get("/checkout/" + tok)
+	if !strings.Contains(body, `data-state="paid"`) {
+		t.Fatal("paid source does not show the paid state")
+	}
+	var d detail
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "CARD", "payment_method_id": "pm_card_visa"}, http.StatusConflict, &d)
+
+	// A fresh realtime key can be fetched for the page's own payment only.
+	var rt Realtime
+	e.do("POST", "/checkout/"+tok+"/key/"+pay.ReferenceID, nil, http.StatusOK, &rt)
+	if c, err := e.tokens.VerifyRealtime(rt.AccessToken); err != nil || c.ReferenceID != pay.ReferenceID {
+		t.Fatalf("renewed key: %+v, %v", c, err)
+	}
+}
+
+func TestPayIsIdempotentOnReferenceID(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	ref := uuid.NewString()
+	body := map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567", "reference_id": ref}
+	var first, second PayResponse
+	e.do("POST", "/checkout/"+tok+"/pay", body, http.StatusOK, &first)
+	e.do("POST", "/checkout/"+tok+"/pay", body, http.StatusOK, &second)
+	if first.ReferenceID != ref || second.ReferenceID != ref || first.SessionID != second.SessionID {
+		t.Fatalf("retry made another payment: %+v then %+v", first, second)
+	}
+	// Another source cannot claim this reference_id, nor read its status.
+	other := e.hosted(nil)
+	var d detail
+	e.do("POST", "/checkout/"+other+"/pay", body, http.StatusUnprocessableEntity, &d)
+	e.do("GET", "/checkout/"+other+"/status/"+ref, nil, http.StatusNotFound, &d)
+	e.do("POST", "/checkout/"+other+"/key/"+ref, nil, http.StatusNotFound, &d)
+	e.do("GET", "/checkout/"+tok+"/status/"+uuid.NewString(), nil, http.StatusNotFound, &d)
+}
+
+func TestFailedPaymentCanBeRetried(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	var pay PayResponse
+	// 03: the sandbox's unregistered number fails in the execute response.
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503"}, http.StatusOK, &pay)
+	if pay.Status.Status != dollr.StatusFailed || pay.GatewayMessage == nil || *pay.GatewayMessage != sandbox.MsgInvalidAccount {
+		t.Fatalf("pay %+v", pay)
+	}
+	_, body := e.get("/checkout/" + tok)
+	if !strings.Contains(body, `data-state="form"`) || !strings.Contains(body, "Your last attempt failed: "+sandbox.MsgInvalidAccount) {
+		t.Fatal("page after a failure does not offer a retry with the reason")
+	}
+	var retry PayResponse
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567"}, http.StatusOK, &retry)
+	if retry.ReferenceID == pay.ReferenceID || retry.SessionID == pay.SessionID || retry.Status.Status != dollr.StatusPending {
+		t.Fatalf("retry %+v reuses %+v", retry, pay)
+	}
+}
+
+func TestCardThreeDSecure(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(map[string]any{"source_kind": "ORDER"})
+	var pay PayResponse
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "CARD", "payment_method_id": "pm_card_threeDSecureRequired"}, http.StatusOK, &pay)
+	if !pay.RequiresAction || pay.ClientSecret == "" || pay.SourceType != dollr.SourceOrder {
+		t.Fatalf("pay %+v", pay)
+	}
+	var st Status
+	e.do("GET", "/checkout/"+tok+"/status/"+pay.ReferenceID, nil, http.StatusOK, &st)
+	if st.ClientSecret != pay.ClientSecret {
+		t.Fatal("status does not carry the client secret while 3-D Secure is pending")
+	}
+	// The page answers through the API's public sandbox endpoint.
+	var er api.ExecutionResponse
+	e.do("POST", "/v1/sandbox/3ds/"+pay.ClientSecret, map[string]string{"outcome": "succeed"}, http.StatusOK, &er)
+	st = Status{}
+	e.do("GET", "/checkout/"+tok+"/status/"+pay.ReferenceID, nil, http.StatusOK, &st)
+	if st.Status != dollr.StatusCompleted || st.RequiresAction || st.ClientSecret != "" {
+		t.Fatalf("status after 3DS %+v", st)
+	}
+}
+
+func TestPayRejectsBadInput(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	var d detail
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "12"}, http.StatusUnprocessableEntity, &d)
+	if !strings.Contains(d.Detail, "country code") {
+		t.Errorf("detail %q", d.Detail)
+	}
+	e.do("POST", "/checkout/"+tok+"/pay", strings.Repeat("x", maxBody+1), http.StatusRequestEntityTooLarge, &d)
+	e.do("POST", "/checkout/hct_nope0000/pay", map[string]string{"method": "CARD", "payment_method_id": "pm_card_visa"}, http.StatusNotFound, &d)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
