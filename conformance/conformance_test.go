@@ -108,7 +108,7 @@ func testProgression(t *testing.T, srv *server, merchant *api, vsn, phone, final
 	p := merchant.preparePayment(t, phone)
 	c := startJS(t, "snippet.mjs", vsn)
 	c.subscribe(srv.creds, merchant.realtimeKey(t, p.sessionID, p.referenceID), p.sessionID, p.referenceID)
-	c.waitFor("SUBSCRIBED", has(isStatus("SUBSCRIBED")))
+	c.waitSubscribed()
 
 	// Our promise: the subscription is live before the join reply, so a
 	// payment executed right after SUBSCRIBED is seen from its first row.
@@ -196,7 +196,7 @@ func testIsolation(t *testing.T, srv *server, merchant *api, vsn string) {
 		"referenceId":       a.referenceID,
 		"probes":            probes,
 	})
-	bClient.waitFor("SUBSCRIBED", has(isStatus("SUBSCRIBED")))
+	bClient.waitSubscribed()
 	subscribed := map[string]bool{}
 	for _, pr := range probes {
 		settled := func(r record) bool {
@@ -344,7 +344,7 @@ func restartScenario(t *testing.T, bin string) {
 		fs = append(fs, f)
 	}
 	for _, f := range fs {
-		f.c.waitFor("SUBSCRIBED", has(isStatus("SUBSCRIBED")))
+		f.c.waitSubscribed()
 		merchant.execute(t, f.p)
 	}
 	for _, f := range fs {

@@ -145,9 +145,15 @@ func (s *server) start() {
 			t.Fatalf("dollr serve exited during start-up: %v\n%s", cmd.ProcessState, s.log.tail(8000))
 		default:
 		}
-		if c, err := readCredentials(s.dataDir); err == nil && c.BaseURL != "" {
-			if conn, err := net.DialTimeout("tcp", s.addr, time.Second); err == nil {
-				conn.Close()
+		// /healthz answers once the HTTP server runs, which is after
+		// credentials.json has been written.
+		if resp, err := healthClient.Get("http://" + s.addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				c, err := readCredentials(s.dataDir)
+				if err != nil {
+					t.Fatalf("dollr serve is up but credentials.json is not readable: %v", err)
+				}
 				s.creds = c
 				return
 			}
@@ -178,6 +184,8 @@ func (s *server) stop() {
 		<-done
 	}
 }
+
+var healthClient = &http.Client{Timeout: 2 * time.Second}
 
 func readCredentials(dataDir string) (credentials, error) {
 	var c credentials
@@ -556,6 +564,17 @@ func (c *jsClient) waitFor(what string, cond func([]record) bool) []record {
 			c.t.Fatalf("%s (vsn %s): no %s within %s", c.name, c.vsn, what, waitTimeout)
 		}
 	}
+}
+
+// waitSubscribed waits for the subscribe callback's first status and fails
+// at once if it is not SUBSCRIBED.
+func (c *jsClient) waitSubscribed() []record {
+	c.t.Helper()
+	rs := c.waitFor("SUBSCRIBED", has(isKind("status")))
+	if first := rs[indexOf(rs, 0, isKind("status"))]; first.Status != "SUBSCRIBED" {
+		c.t.Fatalf("%s (vsn %s): subscribe callback fired %s (%s), want SUBSCRIBED", c.name, c.vsn, first.Status, first.Error)
+	}
+	return rs
 }
 
 // dump renders everything the client reported, for a failing test's log.
