@@ -37,11 +37,11 @@ func (s *Server) leaveTopic(ch *channel) {
 	}
 	s.topicMu.Unlock()
 	ch.mu.Lock()
-	meta := ch.meta
+	meta, key := ch.meta, ch.pres.key
 	ch.meta = nil
 	ch.mu.Unlock()
 	if meta != nil {
-		s.presenceDiff(ch.topic, ch.pres.key, nil, meta)
+		s.presenceDiff(ch.topic, key, nil, meta)
 	}
 }
 
@@ -131,12 +131,12 @@ func (ch *channel) presence(f frame) {
 		if ch.pres.key == "" {
 			ch.pres.key = newPresenceKey()
 		}
-		old := ch.meta
+		old, key := ch.meta, ch.pres.key
 		ch.meta = enc
 		closed := ch.closed
 		ch.mu.Unlock()
 		if !closed {
-			ch.s.presenceDiff(ch.topic, ch.pres.key, enc, old)
+			ch.s.presenceDiff(ch.topic, key, enc, old)
 		}
 	case "untrack":
 		ch.c.reply(f, "ok", emptyObject)
@@ -160,15 +160,15 @@ func (ch *channel) sendPresenceState() {
 	state := map[string]map[string][]json.RawMessage{}
 	for _, peer := range ch.s.peers(ch.topic) {
 		peer.mu.Lock()
-		meta := peer.meta
+		meta, key := peer.meta, peer.pres.key
 		peer.mu.Unlock()
 		if meta == nil {
 			continue
 		}
-		e := state[peer.pres.key]
+		e := state[key]
 		if e == nil {
 			e = map[string][]json.RawMessage{"metas": nil}
-			state[peer.pres.key] = e
+			state[key] = e
 		}
 		e["metas"] = append(e["metas"], meta)
 	}

@@ -263,7 +263,8 @@ func (c *conn) join(f frame) {
 	}
 	fail := func(outcome, reason string) {
 		s.m.joins.WithLabelValues(outcome).Inc()
-		payload, _ := json.Marshal(map[string]any{"status": "error", "response": map[string]string{"reason": reason}})
+		payload := append([]byte(`{"status":"error","response":{"reason":`), appendJSONString(nil, reason)...)
+		payload = append(payload, "}}"...)
 		msg := outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", payload)}
 		if d := s.cfg.JoinErrorDelay; d > 0 {
 			time.AfterFunc(d, func() { c.send(msg) })

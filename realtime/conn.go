@@ -148,6 +148,7 @@ func (c *conn) handle(op ws.OpCode, data []byte) {
 		return
 	}
 	if f.topic == "phoenix" && f.event == "heartbeat" {
+		f.joinRef = nil // Phoenix answers heartbeats outside any join
 		c.reply(f, "ok", emptyObject)
 		return
 	}
