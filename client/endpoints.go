@@ -89,3 +89,28 @@ func (c *Client) CreateRealtimeKey(ctx context.Context, req RealtimeKeyRequest) 
 	}
 	return &res, nil
 }
+
+// Sandbox3DSOutcome is the answer given to the sandbox's 3-D Secure challenge.
+type Sandbox3DSOutcome string
+
+const (
+	Sandbox3DSSucceed Sandbox3DSOutcome = "succeed"
+	Sandbox3DSFail    Sandbox3DSOutcome = "fail"
+)
+
+// CompleteSandbox3DS answers the sandbox's stand-in for a card issuer's 3-D
+// Secure challenge (POST /v1/sandbox/3ds/{client_secret}, docs/sandbox.md):
+// call it with the ClientSecret of an execution that came back with
+// RequiresAction. Like Stripe.js it needs no bearer token; the client secret
+// is the capability. It exists only on a dollr sandbox, not on Dollr.
+func (c *Client) CompleteSandbox3DS(ctx context.Context, clientSecret string, outcome Sandbox3DSOutcome) (*ExecutionResponse, error) {
+	if clientSecret == "" {
+		return nil, errors.New("client: CompleteSandbox3DS needs the execution's client_secret")
+	}
+	var res ExecutionResponse
+	body := map[string]string{"outcome": string(outcome)}
+	if err := c.do(ctx, http.MethodPost, "/v1/sandbox/3ds/"+url.PathEscape(clientSecret), nil, body, &res, false); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}

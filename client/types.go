@@ -92,6 +92,9 @@ type PaymentAccountRequest struct {
 	CountryCode string `json:"country_code,omitempty"`
 	// InsensitiveAccountNumber is the mobile-money phone (E.164 without '+').
 	InsensitiveAccountNumber string `json:"insensitive_account_number,omitempty"`
+	// PaymentMethodID is a card's payment-method id (pm_..., e.g. the
+	// sandbox's pm_card_visa); cards only.
+	PaymentMethodID string `json:"payment_method_id,omitempty"`
 }
 
 // PaymentAccount is PaymentAccountResponse.
