@@ -329,8 +329,8 @@ func joinPayload(token string, bindings ...map[string]any) map[string]any {
 		pc[i] = b
 	}
 	p := map[string]any{"config": map[string]any{
-		"broadcast": map[string]any{"ack": false, "self": false},
-		"presence":  map[string]any{"key": "", "enabled": false},
+		"broadcast":        map[string]any{"ack": false, "self": false},
+		"presence":         map[string]any{"key": "", "enabled": false},
 		"postgres_changes": pc, "private": false,
 	}}
 	if token != "" {
@@ -399,4 +399,3 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
-
