@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -159,11 +160,15 @@ func DialRealtime(ctx context.Context, supabaseURL string, opts RealtimeOptions)
 	var statusBody string
 	d := ws.Dialer{
 		NetDial: opts.NetDial,
-		OnStatusError: func(status int, reason []byte, resp io.Reader) {
-			b, _ := io.ReadAll(io.LimitReader(resp, 1024))
-			if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-				statusBody = strings.TrimSpace(string(b[i+4:]))
+		OnStatusError: func(status int, reason []byte, r io.Reader) {
+			// Read the body only when its length is known: reading to EOF
+			// would wait for the server to close the connection.
+			resp, err := http.ReadResponse(bufio.NewReader(r), nil)
+			if err != nil || resp.ContentLength < 0 {
+				return
 			}
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, min(resp.ContentLength, 1024)))
+			statusBody = strings.TrimSpace(string(b))
 		},
 	}
 	conn, br, _, err := d.Dial(ctx, wsURL)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -494,5 +495,34 @@ func TestRealtimeUpgradeRefused(t *testing.T) {
 	var ue *UpgradeError
 	if !errors.As(err, &ue) || ue.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("err = %v, want an UpgradeError 401", err)
+	}
+}
+
+// TestRealtimeUpgradeRefusedKeepAlive: a refusal on a connection the server
+// keeps open (net/http's 404) must not wait for the connection to close.
+func TestRealtimeUpgradeRefusedKeepAlive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf := make([]byte, 4096)
+		_, _ = conn.Read(buf)
+		body := `{"detail":"Not Found"}`
+		_, _ = conn.Write([]byte("HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body))
+		_, _ = conn.Read(buf) // hold the connection open until the client goes
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	_, err = DialRealtime(ctx, "http://"+ln.Addr().String(), RealtimeOptions{APIKey: "k"})
+	var ue *UpgradeError
+	if !errors.As(err, &ue) || ue.StatusCode != http.StatusNotFound || ue.Body != `{"detail":"Not Found"}` {
+		t.Fatalf("err = %v, want an UpgradeError 404 with the body", err)
 	}
 }
