@@ -101,7 +101,7 @@ func TestPolicyRefusesJoin(t *testing.T) {
 	cases := []struct{ topic, token string }{
 		{"realtime:payment-intent:7:" + refB, realtimeKey(7, refA, time.Hour)}, // another reference
 		{"realtime:payment-intent:8:" + refA, realtimeKey(7, refA, time.Hour)}, // another session
-		{"realtime:payment-intent:7:" + refA, ""},                             // the anon key alone
+		{"realtime:payment-intent:7:" + refA, ""},                              // the anon key alone
 	}
 	for _, tc := range cases {
 		ref := c.nextRef()

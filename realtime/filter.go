@@ -358,7 +358,7 @@ func parseArrayLiteral(s string) ([]string, int, error) {
 				i++
 			}
 		} else {
-			end := i
+			end := 0 // length of b up to its last non-space byte
 			for i < len(body) && body[i] != ',' {
 				c := body[i]
 				if c == '{' || c == '}' || c == '"' {
