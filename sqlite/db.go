@@ -31,11 +31,14 @@ var _ dollr.Store = (*DB)(nil)
 
 // DB is the SQLite implementation of dollr.Store.
 type DB struct {
-	path  string
-	write *sql.DB // exactly one connection: the writer
-	read  *sql.DB // readers; WAL lets them run beside the writer
+	path   string
+	write  *sql.DB   // pool of exactly one connection, held as writer for the DB's life
+	writer *sql.Conn // the writer; only used under writeMu
+	read   *sql.DB   // readers; WAL lets them run beside the writer
 
-	writeMu sync.Mutex // held for a whole write transaction, commit and publish included
+	writeMu    sync.Mutex           // held for a whole write transaction, commit and publish included
+	writeStmts map[string]*sql.Stmt // prepared on writer, under writeMu
+	readStmts  sync.Map             // query -> *sql.Stmt on the read pool
 
 	feed     *feed
 	jobAdded chan struct{}
@@ -75,7 +78,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w[k] = append([]string(nil), v...)
 	}
 	w.Add("_pragma", "journal_mode(WAL)")
-	w.Set("_txlock", "immediate")
 	write, err := sql.Open("sqlite", path+"?"+w.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -85,8 +87,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	db := &DB{path: path, write: write, jobAdded: make(chan struct{}, 1), closed: make(chan struct{})}
+	db := &DB{path: path, write: write, writeStmts: map[string]*sql.Stmt{}, jobAdded: make(chan struct{}, 1), closed: make(chan struct{})}
+	if db.writer, err = write.Conn(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	if err := db.migrate(ctx); err != nil {
+		db.writer.Close()
 		write.Close()
 		return nil, err
 	}
@@ -103,11 +110,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 	head, err := db.Head(ctx)
 	if err != nil {
-		db.write.Close()
-		db.read.Close()
+		db.closeDatabases()
 		return nil, err
 	}
-	db.feed = newFeed(head)
+	db.feed = newFeed(head, windowSize)
 
 	pctx, cancel := context.WithCancel(context.Background())
 	db.stopPrune, db.pruned = cancel, make(chan struct{})
@@ -122,18 +128,32 @@ func (db *DB) Close() error {
 		close(db.closed)
 		db.stopPrune()
 		<-db.pruned
-		err = errors.Join(db.read.Close(), db.write.Close())
+		err = db.closeDatabases()
 	})
 	return err
+}
+
+func (db *DB) closeDatabases() error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	var errs []error
+	for _, st := range db.writeStmts {
+		errs = append(errs, st.Close())
+	}
+	db.readStmts.Range(func(_, st any) bool {
+		errs = append(errs, st.(*sql.Stmt).Close())
+		return true
+	})
+	errs = append(errs, db.writer.Close(), db.read.Close(), db.write.Close())
+	return errors.Join(errs...)
 }
 
 // ErrClosed is returned by Follow when the database is closed under it.
 var ErrClosed = errors.New("sqlite: database closed")
 
-// tx is a write transaction. Changes and jobs are collected so they can be
-// announced after the commit, never before.
+// tx is a write transaction on the writer connection. Changes and jobs are
+// collected so they can be announced after the commit, never before.
 type tx struct {
-	*sql.Tx
 	db         *DB
 	now        time.Time // the transaction's clock reading, also its commit time
 	changes    []dollr.Change
@@ -141,19 +161,22 @@ type tx struct {
 }
 
 // update runs fn in a write transaction and commits it unless fn fails.
+// BEGIN IMMEDIATE takes the write lock at once, so a transaction never has to
+// upgrade a read lock and never fails with SQLITE_BUSY halfway (another
+// process holding the lock is waited for, up to busy_timeout).
 func (db *DB) update(ctx context.Context, fn func(tx *tx) error) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	sqlTx, err := db.write.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
-	if err != nil {
+	tx := &tx{db: db, now: now()}
+	if _, err := tx.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return internal(err)
 	}
-	tx := &tx{Tx: sqlTx, db: db, now: now()}
 	if err := fn(tx); err != nil {
-		_ = sqlTx.Rollback()
+		db.rollback()
 		return err
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if _, err := tx.exec(ctx, "COMMIT"); err != nil {
+		db.rollback()
 		return internal(err)
 	}
 	// Still under writeMu: changes reach the feed in commit order.
@@ -168,6 +191,94 @@ func (db *DB) update(ctx context.Context, fn func(tx *tx) error) error {
 	}
 	return nil
 }
+
+// rollback ends a failed transaction, even when its context has ended.
+func (db *DB) rollback() {
+	_, _ = db.writer.ExecContext(context.Background(), "ROLLBACK")
+}
+
+// stmt returns q prepared on the writer. Statements are prepared once: parsing
+// SQL costs more than running these small statements.
+func (tx *tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st := tx.db.writeStmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := tx.db.writer.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	tx.db.writeStmts[q] = st
+	return st, nil
+}
+
+func (tx *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := tx.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (tx *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := tx.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (tx *tx) queryRow(ctx context.Context, q string, args ...any) scanner {
+	st, err := tx.stmt(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// execScript runs SQL that may hold several statements, unprepared.
+func (tx *tx) execScript(ctx context.Context, q string) error {
+	_, err := tx.db.writer.ExecContext(ctx, q)
+	return err
+}
+
+// readStmt returns q prepared on the read pool.
+func (db *DB) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := db.readStmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.read.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.readStmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+func (db *DB) queryRow(ctx context.Context, q string, args ...any) scanner {
+	st, err := db.readStmt(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := db.readStmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+type scanner interface{ Scan(...any) error }
+
+// errRow is a row whose statement failed to prepare.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // now returns the current time at the precision the store keeps.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

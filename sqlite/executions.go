@@ -15,8 +15,6 @@ const executionColumns = `id, merchant_id, reference_id, session_id, source_id, 
 	provider_transaction_id, gateway_message, wallet_message, client_secret, requires_action, request_hash,
 	created_at, updated_at`
 
-type scanner interface{ Scan(...any) error }
-
 func scanExecution(row scanner) (*dollr.Execution, error) {
 	var e dollr.Execution
 	var typ, status string
@@ -36,7 +34,7 @@ func scanExecution(row scanner) (*dollr.Execution, error) {
 
 // Execution returns the merchant's execution with referenceID.
 func (db *DB) Execution(ctx context.Context, merchantID int64, referenceID string) (*dollr.Execution, error) {
-	e, err := scanExecution(db.read.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM executions
+	e, err := scanExecution(db.queryRow(ctx, `SELECT `+executionColumns+` FROM executions
 		WHERE merchant_id = ? AND reference_id = ?`, merchantID, referenceID))
 	if err != nil {
 		return nil, notFound(err, "execution")
@@ -46,7 +44,7 @@ func (db *DB) Execution(ctx context.Context, merchantID int64, referenceID strin
 
 // ExecutionByID returns the execution with id, whatever its merchant (for job runners).
 func (db *DB) ExecutionByID(ctx context.Context, id int64) (*dollr.Execution, error) {
-	e, err := scanExecution(db.read.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM executions WHERE id = ?`, id))
+	e, err := scanExecution(db.queryRow(ctx, `SELECT `+executionColumns+` FROM executions WHERE id = ?`, id))
 	if err != nil {
 		return nil, notFound(err, "execution")
 	}
@@ -55,7 +53,7 @@ func (db *DB) ExecutionByID(ctx context.Context, id int64) (*dollr.Execution, er
 
 // LatestExecutionForSource returns the newest execution against a source.
 func (db *DB) LatestExecutionForSource(ctx context.Context, merchantID, sourceID int64) (*dollr.Execution, error) {
-	e, err := scanExecution(db.read.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM executions
+	e, err := scanExecution(db.queryRow(ctx, `SELECT `+executionColumns+` FROM executions
 		WHERE source_id = ? AND merchant_id = ? ORDER BY id DESC LIMIT 1`, sourceID, merchantID))
 	if err != nil {
 		return nil, notFound(err, "execution")
@@ -85,7 +83,7 @@ func (db *DB) CreateExecution(ctx context.Context, e *dollr.Execution, jobs []do
 	err := db.update(ctx, func(tx *tx) error {
 		// Checked again under the write lock: this is what makes the key
 		// idempotent under any concurrency.
-		existing, err := scanExecution(tx.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM executions
+		existing, err := scanExecution(tx.queryRow(ctx, `SELECT `+executionColumns+` FROM executions
 			WHERE merchant_id = ? AND reference_id = ?`, e.MerchantID, e.ReferenceID))
 		if err == nil {
 			stored = existing
@@ -94,7 +92,7 @@ func (db *DB) CreateExecution(ctx context.Context, e *dollr.Execution, jobs []do
 			return internal(err)
 		}
 		var used int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM executions WHERE session_id = ?`, e.SessionID).Scan(&used); err != nil {
+		if err := tx.queryRow(ctx, `SELECT count(*) FROM executions WHERE session_id = ?`, e.SessionID).Scan(&used); err != nil {
 			return internal(err)
 		}
 		if used > 0 {
@@ -109,7 +107,7 @@ func (db *DB) CreateExecution(ctx context.Context, e *dollr.Execution, jobs []do
 			s.UpdatedAt = s.CreatedAt
 		}
 		s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC().Truncate(time.Microsecond), s.UpdatedAt.UTC().Truncate(time.Microsecond)
-		err = tx.QueryRowContext(ctx, `INSERT INTO executions (merchant_id, reference_id, session_id, source_id, source_type,
+		err = tx.queryRow(ctx, `INSERT INTO executions (merchant_id, reference_id, session_id, source_id, source_type,
 				payment_account_id, payment_method, status, payer_amount, payer_currency, payee_amount, payee_currency,
 				operation_type, provider_transaction_id, gateway_message, wallet_message, client_secret, requires_action,
 				request_hash, created_at, updated_at)
@@ -151,12 +149,12 @@ func (db *DB) ApplyTransition(ctx context.Context, t dollr.Transition) (*dollr.E
 	var result *dollr.Execution
 	applied := false
 	err := db.update(ctx, func(tx *tx) error {
-		e, err := scanExecution(tx.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM executions WHERE id = ?`, t.ExecutionID))
+		e, err := scanExecution(tx.queryRow(ctx, `SELECT `+executionColumns+` FROM executions WHERE id = ?`, t.ExecutionID))
 		if err != nil {
 			return notFound(err, "execution")
 		}
 		if t.DoneJobID != 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id = ?`, t.DoneJobID); err != nil {
+			if _, err := tx.exec(ctx, `DELETE FROM jobs WHERE id = ?`, t.DoneJobID); err != nil {
 				return internal(err)
 			}
 		}
@@ -178,7 +176,7 @@ func (db *DB) ApplyTransition(ctx context.Context, t dollr.Transition) (*dollr.E
 		if t.RequiresAction != nil {
 			e.RequiresAction = *t.RequiresAction
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE executions SET status = ?, updated_at = ?, gateway_message = ?,
+		_, err = tx.exec(ctx, `UPDATE executions SET status = ?, updated_at = ?, gateway_message = ?,
 			provider_transaction_id = ?, requires_action = ? WHERE id = ?`,
 			string(e.Status), micros(e.UpdatedAt), e.GatewayMessage, e.ProviderTransactionID, e.RequiresAction, e.ID)
 		if err != nil {
@@ -209,7 +207,7 @@ func (tx *tx) moveSource(ctx context.Context, sourceID int64, status dollr.Execu
 	if status == dollr.StatusCompleted {
 		paidAt = at.UnixMicro()
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE sources SET status = ?, updated_at = ?, paid_at = coalesce(?, paid_at) WHERE id = ?`,
+	_, err := tx.exec(ctx, `UPDATE sources SET status = ?, updated_at = ?, paid_at = coalesce(?, paid_at) WHERE id = ?`,
 		string(dollr.SourceStatusFor(status)), at.UnixMicro(), paidAt, sourceID)
 	return internal(err)
 }

@@ -31,13 +31,16 @@ var tableColumns = map[string][]dollr.Column{dollr.PublicStatusTable: dollr.Publ
 
 // feed is the window of recent changes and the followers' wake-up signal.
 type feed struct {
+	size   int // changes kept after a trim; the window holds up to twice that
 	mu     sync.Mutex
 	base   uint64         // seq just before changes[0]: the window covers (base, base+len]
 	recent []dollr.Change // contiguous seqs base+1, base+2, ...
 	wake   chan struct{}  // closed and replaced on every publish
 }
 
-func newFeed(head uint64) *feed { return &feed{base: head, wake: make(chan struct{})} }
+func newFeed(head uint64, size int) *feed {
+	return &feed{size: size, base: head, wake: make(chan struct{})}
+}
 
 // publish appends committed changes and wakes followers. Callers hold the
 // write lock, so publishes arrive in commit order.
@@ -50,8 +53,8 @@ func (f *feed) publish(cs []dollr.Change) {
 		f.base, f.recent = cs[0].Seq-1, nil
 	}
 	f.recent = append(f.recent, cs...)
-	if len(f.recent) > 2*windowSize {
-		drop := len(f.recent) - windowSize
+	if len(f.recent) > 2*f.size {
+		drop := len(f.recent) - f.size
 		f.recent = append([]dollr.Change(nil), f.recent[drop:]...)
 		f.base += uint64(drop)
 	}
@@ -88,9 +91,10 @@ func (db *DB) Follow(ctx context.Context, after uint64, handle func([]dollr.Chan
 			if batch, err = db.readChanges(ctx, after, followBatch); err != nil {
 				return err
 			}
-			if len(batch) == 0 {
-				// The rows between after and the window were pruned: resume
-				// where the window starts (Follow may start later than after).
+			if len(batch) == 0 || batch[0].Seq > base+1 {
+				// Rows after `after` were pruned but the window still holds
+				// more than change_log: resume where the window starts
+				// (Follow may start later than after).
 				after = base
 				continue
 			}
@@ -116,7 +120,7 @@ func (db *DB) Follow(ctx context.Context, after uint64, handle func([]dollr.Chan
 // sqlite_sequence, which survives pruning.
 func (db *DB) Head(ctx context.Context) (uint64, error) {
 	var head int64
-	err := db.read.QueryRowContext(ctx, `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0)`).Scan(&head)
+	err := db.queryRow(ctx, `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0)`).Scan(&head)
 	if err != nil {
 		return 0, internal(err)
 	}
@@ -125,7 +129,7 @@ func (db *DB) Head(ctx context.Context) (uint64, error) {
 
 // readChanges reads up to limit changes after seq after from change_log.
 func (db *DB) readChanges(ctx context.Context, after uint64, limit int) ([]dollr.Change, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT seq, commit_time, schema_name, table_name, type, record, old_record
+	rows, err := db.query(ctx, `SELECT seq, commit_time, schema_name, table_name, type, record, old_record
 		FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?`, int64(after), limit)
 	if err != nil {
 		return nil, internal(err)
@@ -197,7 +201,7 @@ func (tx *tx) emit(ctx context.Context, typ dollr.ChangeType, table string, reco
 		oldRec = string(b)
 	}
 	var seq int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO change_log (commit_time, schema_name, table_name, type, record, old_record)
+	err := tx.queryRow(ctx, `INSERT INTO change_log (commit_time, schema_name, table_name, type, record, old_record)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`, micros(tx.now), dollr.PublicSchema, table, string(typ), rec, oldRec).Scan(&seq)
 	if err != nil {
 		return internal(err)
@@ -211,7 +215,7 @@ func (tx *tx) emit(ctx context.Context, typ dollr.ChangeType, table string, reco
 
 // insertPublicStatus writes a new public status row and its INSERT change.
 func (tx *tx) insertPublicStatus(ctx context.Context, p dollr.PublicStatus) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO checkout_payment_intent_public_status (id, reference_id, session_id,
+	_, err := tx.exec(ctx, `INSERT INTO checkout_payment_intent_public_status (id, reference_id, session_id,
 			source_type, source_id, status, payer_amount, payer_currency, payment_method, requires_action,
 			gateway_message, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -225,7 +229,7 @@ func (tx *tx) insertPublicStatus(ctx context.Context, p dollr.PublicStatus) erro
 
 // updatePublicStatus rewrites a public status row and records its UPDATE change.
 func (tx *tx) updatePublicStatus(ctx context.Context, p dollr.PublicStatus) error {
-	_, err := tx.ExecContext(ctx, `UPDATE checkout_payment_intent_public_status SET reference_id = ?, session_id = ?,
+	_, err := tx.exec(ctx, `UPDATE checkout_payment_intent_public_status SET reference_id = ?, session_id = ?,
 			source_type = ?, source_id = ?, status = ?, payer_amount = ?, payer_currency = ?, payment_method = ?,
 			requires_action = ?, gateway_message = ?, created_at = ?, updated_at = ?
 		WHERE id = ?`,
@@ -245,7 +249,7 @@ func (db *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID str
 	var typ, status string
 	var amount, created, updated, head int64
 	var gm sql.NullString
-	err := db.read.QueryRowContext(ctx, `SELECT id, reference_id, session_id, source_type, source_id, status, payer_amount,
+	err := db.queryRow(ctx, `SELECT id, reference_id, session_id, source_type, source_id, status, payer_amount,
 			payer_currency, payment_method, requires_action, gateway_message, created_at, updated_at,
 			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0)
 		FROM checkout_payment_intent_public_status WHERE session_id = ? AND reference_id = ?`, sessionID, referenceID).
@@ -292,7 +296,7 @@ func (db *DB) prune(ctx context.Context, cutoff time.Time, keep int64) (int64, e
 		var n int64
 		err := db.update(ctx, func(tx *tx) error {
 			var oldest, head sql.NullInt64
-			if err := tx.QueryRowContext(ctx, `SELECT min(seq), max(seq) FROM change_log`).Scan(&oldest, &head); err != nil {
+			if err := tx.queryRow(ctx, `SELECT min(seq), max(seq) FROM change_log`).Scan(&oldest, &head); err != nil {
 				return internal(err)
 			}
 			if !oldest.Valid {
@@ -301,7 +305,7 @@ func (db *DB) prune(ctx context.Context, cutoff time.Time, keep int64) (int64, e
 			// Rows are in commit-time order, so the old ones are a prefix: find
 			// where it ends without an index on commit_time.
 			var firstKept sql.NullInt64
-			if err := tx.QueryRowContext(ctx, `SELECT min(seq) FROM change_log WHERE seq < ? AND commit_time >= ?`,
+			if err := tx.queryRow(ctx, `SELECT min(seq) FROM change_log WHERE seq < ? AND commit_time >= ?`,
 				oldest.Int64+pruneChunk, micros(cutoff)).Scan(&firstKept); err != nil {
 				return internal(err)
 			}
@@ -310,7 +314,7 @@ func (db *DB) prune(ctx context.Context, cutoff time.Time, keep int64) (int64, e
 				upTo = firstKept.Int64
 			}
 			upTo = max(upTo, min(head.Int64-keep+1, oldest.Int64+pruneChunk))
-			res, err := tx.ExecContext(ctx, `DELETE FROM change_log WHERE seq < ?`, upTo)
+			res, err := tx.exec(ctx, `DELETE FROM change_log WHERE seq < ?`, upTo)
 			if err != nil {
 				return internal(err)
 			}

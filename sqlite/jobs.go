@@ -12,7 +12,7 @@ import (
 // insertJobs schedules jobs for an execution inside tx.
 func (tx *tx) insertJobs(ctx context.Context, executionID int64, jobs []dollr.Job) error {
 	for _, j := range jobs {
-		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (kind, execution_id, payload, run_at, created_at) VALUES (?, ?, ?, ?, ?)`,
+		_, err := tx.exec(ctx, `INSERT INTO jobs (kind, execution_id, payload, run_at, created_at) VALUES (?, ?, ?, ?, ?)`,
 			j.Kind, executionID, j.Payload, micros(j.RunAt), micros(tx.now))
 		if err != nil {
 			return internal(err)
@@ -30,7 +30,7 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, limit int, lease tim
 	var jobs []dollr.Job
 	err := db.update(ctx, func(tx *tx) error {
 		t := micros(now)
-		rows, err := tx.QueryContext(ctx, `UPDATE jobs SET leased_until = ?, attempts = attempts + 1
+		rows, err := tx.query(ctx, `UPDATE jobs SET leased_until = ?, attempts = attempts + 1
 			WHERE id IN (SELECT id FROM jobs WHERE run_at <= ? AND (leased_until IS NULL OR leased_until <= ?)
 				ORDER BY run_at, id LIMIT ?)
 			RETURNING id, kind, execution_id, payload, run_at, attempts`,
@@ -66,7 +66,7 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, limit int, lease tim
 // RetryJob releases a claimed job to run again at runAt.
 func (db *DB) RetryJob(ctx context.Context, id int64, runAt time.Time) error {
 	return db.update(ctx, func(tx *tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE jobs SET run_at = ?, leased_until = NULL WHERE id = ?`, micros(runAt), id)
+		res, err := tx.exec(ctx, `UPDATE jobs SET run_at = ?, leased_until = NULL WHERE id = ?`, micros(runAt), id)
 		if err != nil {
 			return internal(err)
 		}
@@ -83,7 +83,7 @@ func (db *DB) RetryJob(ctx context.Context, id int64, runAt time.Time) error {
 // DeleteJob removes a job; a job already gone is not an error.
 func (db *DB) DeleteJob(ctx context.Context, id int64) error {
 	return db.update(ctx, func(tx *tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id = ?`, id)
+		_, err := tx.exec(ctx, `DELETE FROM jobs WHERE id = ?`, id)
 		return internal(err)
 	})
 }
@@ -92,7 +92,7 @@ func (db *DB) DeleteJob(ctx context.Context, id int64) error {
 // or for a claimed job the end of its lease.
 func (db *DB) NextJobAt(ctx context.Context) (time.Time, bool, error) {
 	var at sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `SELECT min(max(run_at, coalesce(leased_until, run_at))) FROM jobs`).Scan(&at)
+	err := db.queryRow(ctx, `SELECT min(max(run_at, coalesce(leased_until, run_at))) FROM jobs`).Scan(&at)
 	if err != nil {
 		return time.Time{}, false, internal(err)
 	}

@@ -51,11 +51,16 @@ func migrations() ([]migration, error) {
 // in its own write transaction, so a second process opening the same file at
 // the same time waits and then finds the work done.
 func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_at INTEGER NOT NULL
-	)`); err != nil {
+	// Inside a write transaction: BEGIN IMMEDIATE waits for another opener
+	// (busy_timeout) where a bare statement could fail at once with SQLITE_BUSY.
+	err := db.update(ctx, func(tx *tx) error {
+		return tx.execScript(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT    NOT NULL,
+			applied_at INTEGER NOT NULL
+		)`)
+	})
+	if err != nil {
 		return fmt.Errorf("sqlite: create schema_migrations: %w", err)
 	}
 	all, err := migrations()
@@ -65,16 +70,16 @@ func (db *DB) migrate(ctx context.Context) error {
 	for _, m := range all {
 		err := db.update(ctx, func(tx *tx) error {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+			if err := tx.queryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			if err := tx.execScript(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			_, err := tx.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 				m.version, m.name, micros(tx.now))
 			return err
 		})

@@ -26,12 +26,12 @@ func (db *DB) CreateCheckoutSource(ctx context.Context, party *dollr.Party, src 
 	}
 	return db.update(ctx, func(tx *tx) error {
 		var partyID, partyCreated int64
-		err := tx.QueryRowContext(ctx, `SELECT id, created_at FROM parties WHERE merchant_id = ? AND phone = ?`,
+		err := tx.queryRow(ctx, `SELECT id, created_at FROM parties WHERE merchant_id = ? AND phone = ?`,
 			src.MerchantID, party.Phone).Scan(&partyID, &partyCreated)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			partyCreated = micros(tx.now)
-			err = tx.QueryRowContext(ctx, `INSERT INTO parties (merchant_id, name, phone, email, country_code, created_at)
+			err = tx.queryRow(ctx, `INSERT INTO parties (merchant_id, name, phone, email, country_code, created_at)
 				VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
 				src.MerchantID, party.Name, party.Phone, party.Email, party.CountryCode, partyCreated).Scan(&partyID)
 			if err != nil {
@@ -43,7 +43,7 @@ func (db *DB) CreateCheckoutSource(ctx context.Context, party *dollr.Party, src 
 
 		year := tx.now.Year()
 		var n int64
-		err = tx.QueryRowContext(ctx, `INSERT INTO source_counters (merchant_id, source_type, year, last) VALUES (?, ?, ?, 1)
+		err = tx.queryRow(ctx, `INSERT INTO source_counters (merchant_id, source_type, year, last) VALUES (?, ?, ?, 1)
 			ON CONFLICT (merchant_id, source_type, year) DO UPDATE SET last = last + 1 RETURNING last`,
 			src.MerchantID, string(src.Type), year).Scan(&n)
 		if err != nil {
@@ -56,7 +56,7 @@ func (db *DB) CreateCheckoutSource(ctx context.Context, party *dollr.Party, src 
 		number := fmt.Sprintf("%s-%04d-%05d", prefix, year, n)
 
 		var srcID, configID int64
-		err = tx.QueryRowContext(ctx, `INSERT INTO sources (merchant_id, type, number, status, currency, total_amount, items,
+		err = tx.queryRow(ctx, `INSERT INTO sources (merchant_id, type, number, status, currency, total_amount, items,
 				party_id, counterparty_id, reference_id, note, due_date, paid_at, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			src.MerchantID, string(src.Type), number, string(status), src.Currency, int64(src.TotalAmount), string(items),
@@ -65,7 +65,7 @@ func (db *DB) CreateCheckoutSource(ctx context.Context, party *dollr.Party, src 
 		if err != nil {
 			return internal(err)
 		}
-		err = tx.QueryRowContext(ctx, `INSERT INTO checkout_configs (source_id, mode, success_url, cancel_url, hosted_token, expires_at, created_at)
+		err = tx.queryRow(ctx, `INSERT INTO checkout_configs (source_id, mode, success_url, cancel_url, hosted_token, expires_at, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			srcID, src.Mode, src.SuccessURL, src.CancelURL, nullString(src.HostedToken), microsPtr(src.ExpiresAt), micros(tx.now)).Scan(&configID)
 		if uniqueViolation(err, "checkout_configs.hosted_token") {
@@ -86,7 +86,7 @@ const sourceSelect = `SELECT s.id, s.merchant_id, s.type, s.number, s.status, s.
 	c.id, c.mode, c.success_url, c.cancel_url, c.hosted_token, c.expires_at
 	FROM sources s JOIN checkout_configs c ON c.source_id = s.id `
 
-func scanSource(row interface{ Scan(...any) error }) (*dollr.Source, error) {
+func scanSource(row scanner) (*dollr.Source, error) {
 	var s dollr.Source
 	var typ, status, items string
 	var total, created, updated int64
@@ -110,7 +110,7 @@ func scanSource(row interface{ Scan(...any) error }) (*dollr.Source, error) {
 
 // Source returns the merchant's source with id.
 func (db *DB) Source(ctx context.Context, merchantID, id int64) (*dollr.Source, error) {
-	s, err := scanSource(db.read.QueryRowContext(ctx, sourceSelect+`WHERE s.id = ? AND s.merchant_id = ?`, id, merchantID))
+	s, err := scanSource(db.queryRow(ctx, sourceSelect+`WHERE s.id = ? AND s.merchant_id = ?`, id, merchantID))
 	if err != nil {
 		return nil, notFound(err, "source")
 	}
@@ -122,7 +122,7 @@ func (db *DB) SourceByHostedToken(ctx context.Context, token string) (*dollr.Sou
 	if token == "" {
 		return nil, dollr.NotFound("source")
 	}
-	s, err := scanSource(db.read.QueryRowContext(ctx, sourceSelect+`WHERE c.hosted_token = ?`, token))
+	s, err := scanSource(db.queryRow(ctx, sourceSelect+`WHERE c.hosted_token = ?`, token))
 	if err != nil {
 		return nil, notFound(err, "source")
 	}
@@ -133,7 +133,7 @@ func (db *DB) SourceByHostedToken(ctx context.Context, token string) (*dollr.Sou
 func (db *DB) Party(ctx context.Context, merchantID, id int64) (*dollr.Party, error) {
 	var p dollr.Party
 	var created int64
-	err := db.read.QueryRowContext(ctx, `SELECT id, merchant_id, name, phone, email, country_code, created_at
+	err := db.queryRow(ctx, `SELECT id, merchant_id, name, phone, email, country_code, created_at
 		FROM parties WHERE id = ? AND merchant_id = ?`, id, merchantID).
 		Scan(&p.ID, &p.MerchantID, &p.Name, &p.Phone, &p.Email, &p.CountryCode, &created)
 	if err != nil {
@@ -150,7 +150,7 @@ func (db *DB) CreateSession(ctx context.Context, s *dollr.Session) error {
 		if s.PaymentAccountID != nil {
 			account = *s.PaymentAccountID
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO sessions (merchant_id, source_id, source_type, expires_at, payment_account_id, created_at, updated_at)
+		err := tx.queryRow(ctx, `INSERT INTO sessions (merchant_id, source_id, source_type, expires_at, payment_account_id, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			s.MerchantID, s.SourceID, string(s.SourceType), micros(s.ExpiresAt), account, micros(tx.now), micros(tx.now)).Scan(&s.ID)
 		if err != nil {
@@ -167,7 +167,7 @@ func (db *DB) Session(ctx context.Context, merchantID, id int64) (*dollr.Session
 	var typ string
 	var expires, created, updated int64
 	var account sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `SELECT id, merchant_id, source_id, source_type, expires_at, payment_account_id, created_at, updated_at
+	err := db.queryRow(ctx, `SELECT id, merchant_id, source_id, source_type, expires_at, payment_account_id, created_at, updated_at
 		FROM sessions WHERE id = ? AND merchant_id = ?`, id, merchantID).
 		Scan(&s.ID, &s.MerchantID, &s.SourceID, &typ, &expires, &account, &created, &updated)
 	if err != nil {
@@ -184,7 +184,7 @@ func (db *DB) Session(ctx context.Context, merchantID, id int64) (*dollr.Session
 // CreatePaymentAccount stores a and sets its ID and timestamps.
 func (db *DB) CreatePaymentAccount(ctx context.Context, a *dollr.PaymentAccount) error {
 	return db.update(ctx, func(tx *tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO payment_accounts (merchant_id, party_id, account_name, provider, method,
+		err := tx.queryRow(ctx, `INSERT INTO payment_accounts (merchant_id, party_id, account_name, provider, method,
 				country_code, account_number, operation_type, is_active, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			a.MerchantID, a.PartyID, a.AccountName, a.Provider, a.Method, a.CountryCode, a.AccountNumber, a.OperationType,
@@ -201,7 +201,7 @@ func (db *DB) CreatePaymentAccount(ctx context.Context, a *dollr.PaymentAccount)
 func (db *DB) PaymentAccount(ctx context.Context, merchantID, id int64) (*dollr.PaymentAccount, error) {
 	var a dollr.PaymentAccount
 	var created, updated int64
-	err := db.read.QueryRowContext(ctx, `SELECT id, merchant_id, party_id, account_name, provider, method, country_code,
+	err := db.queryRow(ctx, `SELECT id, merchant_id, party_id, account_name, provider, method, country_code,
 			account_number, operation_type, is_active, created_at, updated_at
 		FROM payment_accounts WHERE id = ? AND merchant_id = ?`, id, merchantID).
 		Scan(&a.ID, &a.MerchantID, &a.PartyID, &a.AccountName, &a.Provider, &a.Method, &a.CountryCode,
