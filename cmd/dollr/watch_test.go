@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dollr/dollr/client"
+)
+
+// TestWatchAndPay builds the dollr binary, starts `dollr serve` and checks
+// the exit codes and output of `dollr pay` and `dollr watch`.
+func TestWatchAndPay(t *testing.T) {
+	bin := sdkBuildDollr(t)
+	creds := sdkStartServer(t, bin, "--sandbox-delay", "2s", "--sandbox-long-delay", "30s")
+
+	// pay: run cmd with args and return its exit code and output.
+	run := func(t *testing.T, args ...string) (int, string, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return 0, stdout.String(), stderr.String()
+		case errors.As(err, &ee):
+			return ee.ExitCode(), stdout.String(), stderr.String()
+		}
+		t.Fatalf("dollr %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		return 0, "", ""
+	}
+
+	var completedRef, sessionID string
+	t.Run("pay completes", func(t *testing.T) {
+		code, out, errOut := run(t, "pay", "--credentials", creds)
+		if code != exitCompleted || !strings.Contains(out, "COMPLETED") {
+			t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		if strings.Contains(out, "\r") || strings.Contains(out, "\033[") {
+			t.Errorf("spinner output into a pipe:\n%q", out)
+		}
+		// "(later: dollr watch <ref> --session-id <id>)" names the payment.
+		for _, l := range strings.Split(out, "\n") {
+			if i := strings.Index(l, "dollr watch "); i >= 0 {
+				f := strings.Fields(strings.TrimSuffix(l[i:], ")"))
+				if len(f) == 5 {
+					completedRef, sessionID = f[2], f[4]
+				}
+			}
+		}
+		if completedRef == "" {
+			t.Fatalf("no reference in:\n%s", out)
+		}
+	})
+
+	t.Run("pay fails as JSON", func(t *testing.T) {
+		code, out, errOut := run(t, "pay", "--credentials", creds, "--phone", "231770000001", "--json")
+		if code != exitFailed {
+			t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		events := sdkJSONLines(t, out)
+		last := events[len(events)-1]
+		exec, _ := last["execution"].(map[string]any)
+		if last["event"] != "final" || exec["status"] != "FAILED" || exec["gateway_message"] == "" {
+			t.Errorf("last line %v", last)
+		}
+		var sawProcessing bool
+		for _, e := range events {
+			if e["event"] == "status" && e["status"] == "PROCESSING" {
+				sawProcessing = true
+			}
+			if e["event"] == "fallback" {
+				t.Errorf("realtime fell back to polling: %v", e)
+			}
+		}
+		if !sawProcessing {
+			t.Errorf("no PROCESSING status line in:\n%s", out)
+		}
+	})
+
+	t.Run("pay card with 3-D Secure", func(t *testing.T) {
+		code, out, errOut := run(t, "pay", "--credentials", creds, "--card", "pm_card_threeDSecure2Required")
+		if code != exitCompleted || !strings.Contains(out, "3-D Secure") {
+			t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("watch a completed payment", func(t *testing.T) {
+		if completedRef == "" {
+			t.Skip("pay did not run")
+		}
+		code, out, errOut := run(t, "watch", completedRef, "--credentials", creds, "--session-id", sessionID)
+		if code != exitCompleted || !strings.Contains(out, "COMPLETED") {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		// Without a session id: polling only, same answer.
+		code, out, errOut = run(t, "watch", "--json", "--credentials", creds, completedRef)
+		events := sdkJSONLines(t, out)
+		if code != exitCompleted || events[len(events)-1]["event"] != "final" {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("watch times out", func(t *testing.T) {
+		// A slow payment (phone ending 02) outlives --timeout.
+		code, out, errOut := run(t, "pay", "--credentials", creds, "--phone", "231770000002", "--timeout", "3s")
+		if code != exitError || strings.Contains(out, "COMPLETED") ||
+			!(strings.Contains(errOut, "timed out") || strings.Contains(errOut, "deadline exceeded")) {
+			t.Fatalf("exit %d, want 2 after a timeout\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("watch errors", func(t *testing.T) {
+		for name, args := range map[string][]string{
+			"unknown reference":  {"watch", "--credentials", creds, "00000000-0000-4000-8000-000000000000"},
+			"no reference":       {"watch", "--credentials", creds},
+			"two references":     {"watch", "--credentials", creds, "a", "b"},
+			"no credentials":     {"watch", "--credentials", filepath.Join(t.TempDir(), "none.json"), "00000000-0000-4000-8000-000000000000"},
+			"bad flag":           {"watch", "--nope"},
+			"pay bad amount":     {"pay", "--credentials", creds, "--amount", "-1"},
+			"pay unknown method": {"pay", "--credentials", creds, "--phone", "4915112345678"},
+		} {
+			if code, out, errOut := run(t, args...); code != exitError {
+				t.Errorf("%s: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", name, code, out, errOut)
+			}
+		}
+	})
+}
+
+// sdkJSONLines parses --json output: every line must be one JSON object.
+func sdkJSONLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var events []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		if _, ok := m["time"].(string); !ok {
+			t.Errorf("line without a time: %q", sc.Text())
+		}
+		events = append(events, m)
+	}
+	if len(events) == 0 {
+		t.Fatal("no output")
+	}
+	return events
+}
+
+// sdkBuildDollr builds this command into a temporary directory.
+func sdkBuildDollr(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "dollr")
+	goBin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	if p, err := exec.LookPath("go"); err == nil {
+		goBin = p
+	}
+	cmd := exec.Command(goBin, "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type sdkLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *sdkLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *sdkLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// sdkStartServer runs `dollr serve` on a free port until t ends and returns
+// the path of its credentials.json once it answers /healthz.
+func sdkStartServer(t *testing.T, bin string, extra ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	log := &sdkLog{}
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0"}, extra...)...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("dollr serve output:\n%s", log.String())
+		}
+	})
+	path := filepath.Join(dir, "credentials.json")
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatalf("dollr serve exited:\n%s", log.String())
+		default:
+		}
+		if c, err := client.LoadCredentials(path); err == nil {
+			if resp, err := http.Get(c.BaseURL + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return path
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("dollr serve not ready:\n%s", log.String())
+	return ""
+}
