@@ -91,7 +91,7 @@ func parseBody(b []byte) (*body, error) {
 // JSONDecodeError.pos (Go reports the offset after it, or the length at EOF).
 func jsonErrorPos(b []byte, se *json.SyntaxError) int64 {
 	pos := se.Offset
-	if pos < int64(len(b)) && pos > 0 {
+	if pos > 0 && !strings.Contains(se.Error(), "unexpected end") {
 		pos--
 	}
 	return min(pos, int64(len(b)))

@@ -72,18 +72,39 @@ func parseID(s string) (int64, error) {
 // body.reference_id. Errors carry Dollr's body locations. The hosted checkout
 // page uses this too, so both paths apply the same rules.
 func (s *Server) Collect(ctx context.Context, merchantID int64, req CollectRequest) (*dollr.Execution, bool, error) {
-	st := s.cfg.Store
 	req.ReferenceID = strings.ToLower(req.ReferenceID)
-	hash := req.hash()
-	if e, err := st.Execution(ctx, merchantID, req.ReferenceID); err == nil {
-		if e.RequestHash != hash {
-			return nil, false, errDuplicateReference
-		}
-		return e, false, nil
-	} else if !dollr.IsNotFound(err) {
-		return nil, false, err
+	if e, found, err := s.existing(ctx, merchantID, req); found || err != nil {
+		return e, false, err
 	}
+	e, created, err := s.collect(ctx, merchantID, req)
+	if dollr.ErrorCode(err) == dollr.EINVALID || dollr.ErrorCode(err) == dollr.ECONFLICT {
+		// A concurrent identical request may have won between our lookup and
+		// our checks (its payment made the source PROCESSING): answer as a retry.
+		if e, found, err2 := s.existing(ctx, merchantID, req); found || err2 != nil {
+			return e, false, err2
+		}
+	}
+	return e, created, err
+}
 
+// existing returns the merchant's execution with req's reference_id, or
+// errDuplicateReference if it was created by a different request.
+func (s *Server) existing(ctx context.Context, merchantID int64, req CollectRequest) (*dollr.Execution, bool, error) {
+	e, err := s.cfg.Store.Execution(ctx, merchantID, req.ReferenceID)
+	switch {
+	case dollr.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	case e.RequestHash != req.hash():
+		return nil, true, errDuplicateReference
+	}
+	return e, true, nil
+}
+
+func (s *Server) collect(ctx context.Context, merchantID int64, req CollectRequest) (*dollr.Execution, bool, error) {
+	st := s.cfg.Store
+	hash := req.hash()
 	now := s.cfg.Now()
 	var fields []dollr.FieldError
 	add := func(field, typ, msg string) {

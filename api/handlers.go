@@ -87,6 +87,9 @@ func (s *Server) source(r *http.Request, merchantID, id int64, typ dollr.SourceT
 	}
 	src, err := s.cfg.Store.Source(r.Context(), merchantID, id)
 	if err != nil {
+		if dollr.IsNotFound(err) {
+			return nil, dollr.NotFound("Source")
+		}
 		return nil, err
 	}
 	if src.Type != typ {

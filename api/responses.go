@@ -15,6 +15,18 @@ func (t timestamp) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + time.Time(t).UTC().Format("2006-01-02T15:04:05.999999Z07:00") + `"`), nil
 }
 
+func (t *timestamp) UnmarshalJSON(b []byte) error {
+	var v time.Time
+	if err := v.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*t = timestamp(v)
+	return nil
+}
+
+// Time returns the timestamp as a time.Time.
+func (t timestamp) Time() time.Time { return time.Time(t) }
+
 func tsPtr(t *time.Time) *timestamp {
 	if t == nil {
 		return nil
