@@ -26,6 +26,14 @@ import (
 
 var testSecret = []byte("test-secret-of-this-installation")
 
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // signToken signs claims with HS256 under secret.
 func signToken(secret []byte, claims map[string]any) string {
 	return signRaw(secret, `{"alg":"HS256","typ":"JWT"}`, claims)
