@@ -177,7 +177,9 @@ func (c *typeCache) decodeValue(ctx context.Context, t pgType, text string) (any
 			// NaN and ±Infinity are not JSON numbers; to_jsonb quotes them.
 			return text, nil
 		}
-		return json.Number(text), nil
+		// jsonb holds numbers as numeric, so to_jsonb(1.5e-07::float8) is
+		// 0.00000015: write exponents out the same way.
+		return json.Number(plainDecimal(text)), nil
 	case renderBool:
 		switch text {
 		case "t":
@@ -215,7 +217,71 @@ func decodeJSON(text string) (any, error) {
 	if d.More() {
 		return nil, errors.New("json value: trailing data")
 	}
-	return v, nil
+	return plainNumbers(v), nil
+}
+
+// plainNumbers writes out the exponents of the numbers in a decoded JSON
+// value, as converting json to jsonb does.
+func plainNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		return json.Number(plainDecimal(string(v)))
+	case []any:
+		for i := range v {
+			v[i] = plainNumbers(v[i])
+		}
+	case map[string]any:
+		for k, x := range v {
+			v[k] = plainNumbers(x)
+		}
+	}
+	return v
+}
+
+// plainDecimal rewrites a number with an exponent (1.5e-07) in positional
+// notation with numeric's scale (0.00000015). Exponents beyond ±1000 are
+// left alone rather than written out.
+func plainDecimal(s string) string {
+	i := strings.IndexAny(s, "eE")
+	if i < 0 {
+		return s
+	}
+	exp, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+	if err != nil || exp > 1000 || exp < -1000 {
+		return s
+	}
+	mant, sign := s[:i], ""
+	if strings.HasPrefix(mant, "-") {
+		mant, sign = mant[1:], "-"
+	}
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := intPart + frac
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return s
+	}
+	point := len(intPart) + exp // where the decimal point falls in digits
+	scale := max(0, len(frac)-exp)
+	var whole, fraction string
+	switch {
+	case point <= 0:
+		whole, fraction = "0", strings.Repeat("0", -point)+digits
+	case point >= len(digits):
+		whole = digits + strings.Repeat("0", point-len(digits))
+	default:
+		whole, fraction = digits[:point], digits[point:]
+	}
+	whole = strings.TrimLeft(whole, "0")
+	if whole == "" {
+		whole = "0"
+	}
+	if len(fraction) < scale {
+		fraction += strings.Repeat("0", scale-len(fraction))
+	}
+	fraction = fraction[:scale]
+	if fraction == "" {
+		return sign + whole
+	}
+	return sign + whole + "." + fraction
 }
 
 // isJSONNumber reports whether s is a number in JSON's grammar.

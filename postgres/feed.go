@@ -322,7 +322,6 @@ func (s *stream) apply(ctx context.Context, data []byte) ([]dollr.Change, *pglog
 		}
 		return batch, m, nil
 	}
-	// Origin, Type, Truncate and logical decoding messages carry nothing the feed emits.
 	return nil, nil, nil
 }
 
@@ -387,10 +386,84 @@ func keyOf(rel *relation, rec map[string]any) map[string]any {
 // parseLogical decodes a pgoutput message, turning a decoder panic on a
 // malformed message into an error.
 func parseLogical(data []byte) (m pglogrepl.Message, err error) {
+	if len(data) == 0 {
+		return nil, errMalformed
+	}
+	switch data[0] {
+	case 'B', 'C', 'R', 'I', 'U', 'D':
+	default:
+		// Origin, Type, Truncate, logical decoding messages: the feed emits
+		// nothing for them, so they are not decoded at all.
+		return nil, nil
+	}
+	if err := checkTuples(data); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			m, err = nil, fmt.Errorf("postgres: malformed pgoutput message: %v", r)
 		}
 	}()
 	return pglogrepl.Parse(data)
+}
+
+var errMalformed = errors.New("postgres: malformed pgoutput message")
+
+// checkTuples verifies that the rows of an Insert, Update or Delete message
+// fit in it, because the decoder allocates a value's length before looking.
+func checkTuples(data []byte) error {
+	if len(data) == 0 {
+		return errMalformed
+	}
+	switch data[0] {
+	case 'I', 'U', 'D':
+	default:
+		return nil
+	}
+	if len(data) < 6 {
+		return errMalformed
+	}
+	kind, rest := data[0], data[5:] // type, relation id
+	for {
+		if len(rest) == 0 {
+			return errMalformed
+		}
+		tag := rest[0]
+		rest = rest[1:]
+		var err error
+		if rest, err = checkTuple(rest); err != nil {
+			return err
+		}
+		// Only an Update's old row (K or O) is followed by another (N).
+		if kind != 'U' || tag == 'N' {
+			return nil
+		}
+	}
+}
+
+func checkTuple(b []byte) ([]byte, error) {
+	if len(b) < 2 {
+		return nil, errMalformed
+	}
+	n := int(b[0])<<8 | int(b[1])
+	b = b[2:]
+	for range n {
+		if len(b) < 1 {
+			return nil, errMalformed
+		}
+		kind := b[0]
+		b = b[1:]
+		if kind == 't' || kind == 'b' {
+			if len(b) < 4 {
+				return nil, errMalformed
+			}
+			size := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+			b = b[4:]
+			if size > uint64(len(b)) {
+				return nil, errMalformed
+			}
+			b = b[size:]
+		}
+	}
+	return b, nil
 }

@@ -15,9 +15,10 @@ import (
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // open opens a store on a fresh database of the shared cluster.
-func open(t *testing.T) *postgres.DB {
+func open(t *testing.T) (*postgres.DB, string) {
 	t.Helper()
-	return openURL(t, pgtest.NewDatabase(t), postgres.Options{})
+	url := pgtest.NewDatabase(t)
+	return openURL(t, url, postgres.Options{}), url
 }
 
 func openURL(t *testing.T, url string, opts postgres.Options) *postgres.DB {
@@ -36,5 +37,5 @@ func openURL(t *testing.T, url string, opts postgres.Options) *postgres.DB {
 }
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) dollr.Store { return open(t) })
+	storetest.Run(t, func(t *testing.T) dollr.Store { db, _ := open(t); return db })
 }
