@@ -19,6 +19,8 @@ import (
 
 	"github.com/dollr/dollr"
 	"github.com/dollr/dollr/api"
+	"github.com/dollr/dollr/checkout"
+	"github.com/dollr/dollr/realtime"
 	"github.com/dollr/dollr/sandbox"
 	"github.com/dollr/dollr/token"
 )
@@ -141,8 +143,17 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	hosted, err := checkout.New(checkout.Config{
+		Store: store, Tokens: tokens, Collector: apiHandler, Sandbox: true,
+		BaseURL: baseURL, Logger: log.With("component", "checkout"),
+		SessionTTL: c.SessionTTL, RealtimeKeyTTL: c.RealtimeKeyTTL,
+	})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", apiHandler)
+	mux.Handle(checkout.Prefix+"/", hosted)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	// Background work stops with runCtx, after the HTTP server has drained.
@@ -155,7 +166,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			log.Error("sandbox runner stopped", "err", err)
 		}
 	})
-	onShutdown, err := mountRealtime(runCtx, &wg, mux, store, tokens, c, log, reg)
+	closeRealtime, err := mountRealtime(runCtx, &wg, mux, store, tokens, c, log, reg)
 	if err != nil {
 		stopRun()
 		wg.Wait()
@@ -167,9 +178,6 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if onShutdown != nil {
-		srv.RegisterOnShutdown(onShutdown)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -185,11 +193,19 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
 	defer cancel()
-	// Shutdown stops accepting, runs onShutdown (closing realtime sockets) and
-	// waits for in-flight requests; then the runner and the feed stop.
-	if shutErr := srv.Shutdown(shutdownCtx); shutErr != nil {
-		log.Warn("graceful shutdown incomplete", "err", shutErr)
+	// Stop accepting and drain HTTP requests while realtime sockets are told
+	// to go away (Shutdown does not track upgraded connections); then the
+	// runner and the change feed stop, and the store closes last.
+	var stopping sync.WaitGroup
+	stopping.Go(func() {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			log.Warn("graceful shutdown incomplete", "err", err)
+		}
+	})
+	if err := closeRealtime(shutdownCtx); err != nil {
+		log.Warn("realtime sockets closed forcibly", "err", err)
 	}
+	stopping.Wait()
 	stopRun()
 	wg.Wait()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -236,9 +252,54 @@ func printWelcome(dataDir string, c credentials, created bool) {
 	}
 }
 
-// mountRealtime serves the realtime server at /realtime/v1/websocket and
-// feeds it the store's change feed. It returns the hook that closes realtime
-// sockets on shutdown.
-func mountRealtime(ctx context.Context, wg *sync.WaitGroup, mux *http.ServeMux, store dollr.Store, tokens *token.Tokens, c serveConfig, log *slog.Logger, reg prometheus.Registerer) (func(), error) {
-	return nil, nil // realtime/ is not committed yet
+// mountRealtime serves the realtime server at /realtime/v1/websocket (and the
+// real server's /socket/websocket) and feeds it the store's change feed from
+// the current head. It returns the function that closes realtime sockets.
+func mountRealtime(ctx context.Context, wg *sync.WaitGroup, mux *http.ServeMux, store dollr.Store, tokens *token.Tokens, c serveConfig, log *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
+	joinDelay := c.JoinErrorDelay
+	if joinDelay == 0 {
+		joinDelay = -1 // the realtime server reads 0 as its 5s default
+	}
+	rt := realtime.New(realtime.Config{
+		Secret:         tokens.RealtimeSecret(),
+		Tables:         []realtime.Table{publicStatusTable},
+		Policy:         realtime.PolicyFunc(rowPolicy),
+		Snapshot:       statusSnapshotter{store: store},
+		JoinErrorDelay: joinDelay,
+		Registerer:     reg,
+		Logger:         log.With("component", "realtime"),
+	})
+	// Start from the head before serving: every change committed after a
+	// client can subscribe is published (the snapshot covers what came before).
+	head, err := store.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wg.Go(func() { follow(ctx, store, head, rt, log) })
+	mux.Handle("/realtime/v1/websocket", rt)
+	mux.Handle("/socket/websocket", rt)
+	return rt.Close, nil
+}
+
+// follow publishes the change feed to the realtime server until ctx ends,
+// resuming after the last change seen if the feed fails.
+func follow(ctx context.Context, store dollr.Store, after uint64, rt *realtime.Server, log *slog.Logger) {
+	for {
+		err := store.Follow(ctx, after, func(batch []dollr.Change) error {
+			rt.Publish(batch)
+			if n := len(batch); n > 0 {
+				after = batch[n-1].Seq
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("change feed stopped; resuming", "after", after, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
