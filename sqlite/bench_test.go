@@ -165,3 +165,28 @@ func BenchmarkFollowThroughput(b *testing.B) {
 	b.StopTimer()
 	f.report(b)
 }
+
+// BenchmarkFollowPaced commits 1,000 status changes a second, the realtime
+// target load, and reports how long each took from the start of its
+// transaction to the follower (an upper bound on commit-to-delivery).
+func BenchmarkFollowPaced(b *testing.B) {
+	db, es := benchSetup(b, b.N)
+	f := followLatency(b, db)
+	ctx := context.Background()
+	const interval = time.Millisecond
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		if _, _, err := db.CreateExecution(ctx, es[i], nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range b.N {
+		<-f.got
+	}
+	b.StopTimer()
+	f.report(b)
+}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dollr/dollr"
@@ -43,10 +44,13 @@ type DB struct {
 	feed     *feed
 	jobAdded chan struct{}
 
-	stopPrune context.CancelFunc
-	pruned    chan struct{} // closed when the prune loop has returned
-	closeOnce sync.Once
-	closed    chan struct{}
+	checkpointer *sql.DB       // one connection that copies the WAL into the database file
+	commits      atomic.Uint64 // write transactions committed, so idle checkpoints are skipped
+
+	stopBackground context.CancelFunc
+	background     sync.WaitGroup // the pruner and the checkpointer
+	closeOnce      sync.Once
+	closed         chan struct{}
 }
 
 // busyTimeout is how long a connection waits for another process's lock.
@@ -78,6 +82,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w[k] = append([]string(nil), v...)
 	}
 	w.Add("_pragma", "journal_mode(WAL)")
+	// Checkpoints run in the background (checkpoint.go); SQLite's automatic
+	// one would run inside COMMIT and delay the feed by an fsync. This
+	// threshold is only a safety net should the background fall far behind.
+	w.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", safetyCheckpointPages))
+	w.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 	write, err := sql.Open("sqlite", path+"?"+w.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -115,9 +124,18 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.feed = newFeed(head, windowSize)
 
-	pctx, cancel := context.WithCancel(context.Background())
-	db.stopPrune, db.pruned = cancel, make(chan struct{})
-	go db.pruneLoop(pctx)
+	db.checkpointer, err = sql.Open("sqlite", path+"?"+common.Encode())
+	if err != nil {
+		db.closeDatabases()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	db.checkpointer.SetMaxOpenConns(1)
+
+	bctx, cancel := context.WithCancel(context.Background())
+	db.stopBackground = cancel
+	db.background.Add(2)
+	go func() { defer db.background.Done(); db.pruneLoop(bctx) }()
+	go func() { defer db.background.Done(); db.checkpointLoop(bctx) }()
 	return db, nil
 }
 
@@ -126,8 +144,8 @@ func (db *DB) Close() error {
 	var err error
 	db.closeOnce.Do(func() {
 		close(db.closed)
-		db.stopPrune()
-		<-db.pruned
+		db.stopBackground()
+		db.background.Wait()
 		err = db.closeDatabases()
 	})
 	return err
@@ -144,7 +162,13 @@ func (db *DB) closeDatabases() error {
 		errs = append(errs, st.(*sql.Stmt).Close())
 		return true
 	})
-	errs = append(errs, db.writer.Close(), db.read.Close(), db.write.Close())
+	if db.checkpointer != nil {
+		errs = append(errs, db.checkpointer.Close())
+	}
+	if db.read != nil {
+		errs = append(errs, db.read.Close())
+	}
+	errs = append(errs, db.writer.Close(), db.write.Close())
 	return errors.Join(errs...)
 }
 
@@ -179,6 +203,7 @@ func (db *DB) update(ctx context.Context, fn func(tx *tx) error) error {
 		db.rollback()
 		return internal(err)
 	}
+	db.commits.Add(1)
 	// Still under writeMu: changes reach the feed in commit order.
 	if len(tx.changes) > 0 {
 		db.feed.publish(tx.changes)

@@ -275,7 +275,6 @@ const (
 )
 
 func (db *DB) pruneLoop(ctx context.Context) {
-	defer close(db.pruned)
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
 	for {
