@@ -56,11 +56,25 @@ func migrations() ([]migration, error) {
 
 // Migrate applies the migrations the database lacks, each in its own
 // transaction, holding an advisory lock so that concurrent callers (several
-// servers starting at once) apply each migration exactly once.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	return withMigrateLock(ctx, pool, func(conn *pgxpool.Conn) error {
-		return migrateLocked(ctx, conn)
+// servers starting at once) apply each migration exactly once. It returns
+// the names of the migrations it applied.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err error) {
+	err = withMigrateLock(ctx, pool, func(conn *pgxpool.Conn) error {
+		applied, err = migrateLocked(ctx, conn)
+		return err
 	})
+	return applied, err
+}
+
+// MigrateDatabase connects to databaseURL and applies Migrate. It needs
+// none of change capture's settings.
+func MigrateDatabase(ctx context.Context, databaseURL string) ([]string, error) {
+	pool, err := pgxpool.New(ctx, databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer pool.Close()
+	return Migrate(ctx, pool)
 }
 
 // withMigrateLock runs fn on one connection holding the migration lock.
@@ -82,52 +96,54 @@ func withMigrateLock(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxp
 	return fn(conn)
 }
 
-func migrateLocked(ctx context.Context, conn *pgxpool.Conn) error {
+func migrateLocked(ctx context.Context, conn *pgxpool.Conn) ([]string, error) {
 	ms, err := migrations()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    int PRIMARY KEY,
 		name       text NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now()
 	)`); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	applied := map[int]bool{}
+	done := map[int]bool{}
 	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	for rows.Next() {
 		var v int
 		if err := rows.Scan(&v); err != nil {
-			return fmt.Errorf("postgres: migrate: %w", err)
+			return nil, fmt.Errorf("postgres: migrate: %w", err)
 		}
-		applied[v] = true
+		done[v] = true
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
+	var applied []string
 	for _, m := range ms {
-		if applied[m.version] {
+		if done[m.version] {
 			continue
 		}
 		tx, err := conn.Begin(ctx)
 		if err != nil {
-			return fmt.Errorf("postgres: migrate %s: %w", m.name, err)
+			return nil, fmt.Errorf("postgres: migrate %s: %w", m.name, err)
 		}
 		if _, err := tx.Exec(ctx, m.sql); err != nil {
 			tx.Rollback(ctx)
-			return fmt.Errorf("postgres: migrate %s: %w", m.name, err)
+			return nil, fmt.Errorf("postgres: migrate %s: %w", m.name, err)
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
 			tx.Rollback(ctx)
-			return fmt.Errorf("postgres: migrate %s: %w", m.name, err)
+			return nil, fmt.Errorf("postgres: migrate %s: %w", m.name, err)
 		}
 		if err := tx.Commit(ctx); err != nil {
-			return fmt.Errorf("postgres: migrate %s: %w", m.name, err)
+			return nil, fmt.Errorf("postgres: migrate %s: %w", m.name, err)
 		}
+		applied = append(applied, m.name)
 	}
-	return nil
+	return applied, nil
 }

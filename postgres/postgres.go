@@ -135,7 +135,7 @@ func (d *DB) setup(ctx context.Context) error {
 		}
 		d.slot = DefaultSlot(db)
 	}
-	if err := Migrate(ctx, d.pool); err != nil {
+	if _, err := Migrate(ctx, d.pool); err != nil {
 		return err
 	}
 	if err := d.ensureCapture(ctx); err != nil {
