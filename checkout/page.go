@@ -36,7 +36,7 @@ type pageData struct {
 	SuccessURL   string
 	CancelURL    string
 	Sandbox      bool
-	Networks     []network
+	Networks     []momoNetwork
 	TestCards    []testCard
 	TestPhones   []testPhone
 	AssetVersion string
@@ -58,7 +58,7 @@ type pageSettings struct {
 	AwaitingApproval string
 }
 
-type network struct {
+type momoNetwork struct {
 	Method  string
 	Label   string
 	Country string
@@ -73,7 +73,7 @@ type testPhone struct {
 }
 
 // networks lists the mobile-money methods the page offers, by country then name.
-var networks = func() []network {
+var networks = func() []momoNetwork {
 	labels := map[string]string{
 		"MTN_MOMO_LBR":     "MTN Mobile Money (Liberia)",
 		"ORANGE_MONEY_LBR": "Orange Money (Liberia)",
@@ -81,13 +81,13 @@ var networks = func() []network {
 		"MTN_MOMO_RWA":     "MTN MoMo (Rwanda)",
 		"ORANGE_MONEY_RWA": "Orange Money (Rwanda)",
 	}
-	var out []network
+	var out []momoNetwork
 	for m, c := range dollr.MobileMoneyMethods {
 		l := labels[m]
 		if l == "" {
 			l = m
 		}
-		out = append(out, network{Method: m, Label: l, Country: c})
+		out = append(out, momoNetwork{Method: m, Label: l, Country: c})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Country != out[j].Country {

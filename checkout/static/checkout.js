@@ -346,11 +346,10 @@
       icon.className = "result-icon fail";
       var reason = row.gateway_message || "The payment was not approved.";
       text("result-title", "Payment failed");
-      text("result-detail", "Payment failed: " + reason);
+      text("result-detail", reason);
       retry.hidden = false;
       leaveTo(cancelURL);
     }
-    if (!successURL && !cancelURL) back.hidden = true;
   }
 
   function formatAmount(a) {
