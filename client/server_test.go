@@ -97,7 +97,7 @@ func (s *syncBuffer) String() string {
 
 // startServer runs dollr serve on 127.0.0.1:0 with fast sandbox timings
 // (overridable by extra flags) and stops it when t ends.
-func startServer(t *testing.T, extra ...string) *testServer {
+func startServer(t testing.TB, extra ...string) *testServer {
 	t.Helper()
 	bin := dollrBinary(t)
 	s := &testServer{DataDir: t.TempDir(), log: &syncBuffer{}}
