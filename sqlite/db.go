@@ -57,79 +57,27 @@ type DB struct {
 const busyTimeout = 10 * time.Second
 
 // Open opens (creating if needed) the database file at path, applies the
-// migrations and starts the change-log pruner. path must name a file: an
-// in-memory database cannot be shared by the writer and the read pool.
+// migrations and starts the change-log pruner and the checkpointer. path must
+// name a file: an in-memory database cannot be shared by the writer and the
+// read pool.
 func Open(ctx context.Context, path string) (*DB, error) {
-	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlite: open %q: need a plain file path", path)
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("sqlite: %w", err)
-		}
-	}
-	// synchronous=NORMAL in WAL mode never corrupts the database and loses no
-	// committed transaction when the process crashes; only a power cut can
-	// roll back the last transactions. It saves an fsync per commit, which is
-	// what lets one writer keep up with 1,000+ status changes a second.
-	common := url.Values{}
-	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	common.Add("_pragma", "foreign_keys(1)")
-	common.Add("_pragma", "synchronous(NORMAL)")
-
-	w := url.Values{}
-	for k, v := range common {
-		w[k] = append([]string(nil), v...)
-	}
-	w.Add("_pragma", "journal_mode(WAL)")
-	// Checkpoints run in the background (checkpoint.go); SQLite's automatic
-	// one would run inside COMMIT and delay the feed by an fsync. This
-	// threshold is only a safety net should the background fall far behind.
-	w.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", safetyCheckpointPages))
-	w.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
-	write, err := sql.Open("sqlite", path+"?"+w.Encode())
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxLifetime(0)
-	write.SetConnMaxIdleTime(0)
-
-	db := &DB{path: path, write: write, writeStmts: map[string]*sql.Stmt{}, jobAdded: make(chan struct{}, 1), closed: make(chan struct{})}
-	if db.writer, err = write.Conn(ctx); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	if err := db.migrate(ctx); err != nil {
-		db.writer.Close()
-		write.Close()
+	db := &DB{path: path, writeStmts: map[string]*sql.Stmt{}, jobAdded: make(chan struct{}, 1), closed: make(chan struct{})}
+	if err := db.open(ctx); err != nil {
+		db.closeDatabases()
 		return nil, err
 	}
-
-	r := common
-	r.Add("_pragma", "query_only(1)")
-	db.read, err = sql.Open("sqlite", path+"?"+r.Encode())
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	db.read.SetMaxOpenConns(8)
-	db.read.SetMaxIdleConns(8)
-
 	head, err := db.Head(ctx)
 	if err != nil {
 		db.closeDatabases()
 		return nil, err
 	}
 	db.feed = newFeed(head, windowSize)
-
-	db.checkpointer, err = sql.Open("sqlite", path+"?"+common.Encode())
-	if err != nil {
-		db.closeDatabases()
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	db.checkpointer.SetMaxOpenConns(1)
 
 	bctx, cancel := context.WithCancel(context.Background())
 	db.stopBackground = cancel
@@ -138,6 +86,57 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	go func() { defer db.background.Done(); db.checkpointLoop(bctx) }()
 	return db, nil
 }
+
+// open opens the writer, migrates, then opens the readers and the checkpointer.
+func (db *DB) open(ctx context.Context) error {
+	// synchronous=NORMAL in WAL mode never corrupts the database and loses no
+	// committed transaction when the process crashes; only a power cut can
+	// roll back the last transactions. It saves an fsync per commit, which is
+	// what lets one writer keep up with 1,000+ status changes a second.
+	pragmas := []string{
+		fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
+		"foreign_keys(1)",
+		"synchronous(NORMAL)",
+	}
+	dsn := func(extra ...string) string {
+		q := url.Values{"_pragma": append(append([]string(nil), pragmas...), extra...)}
+		return db.path + "?" + q.Encode()
+	}
+	var err error
+	// Checkpoints run in the background (checkpoint.go); SQLite's automatic
+	// one would run inside COMMIT and delay the feed by an fsync. Its
+	// threshold here is only a safety net should the background fall behind.
+	db.write, err = sql.Open("sqlite", dsn("journal_mode(WAL)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", safetyCheckpointPages),
+		fmt.Sprintf("journal_size_limit(%d)", walSizeLimit)))
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	db.write.SetMaxOpenConns(1)
+	db.write.SetMaxIdleConns(1)
+	db.write.SetConnMaxLifetime(0)
+	db.write.SetConnMaxIdleTime(0)
+	if db.writer, err = db.write.Conn(ctx); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		return err
+	}
+	if db.read, err = sql.Open("sqlite", dsn("query_only(1)")); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	db.read.SetMaxOpenConns(readConns)
+	db.read.SetMaxIdleConns(readConns)
+	if db.checkpointer, err = sql.Open("sqlite", dsn()); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	db.checkpointer.SetMaxOpenConns(1)
+	return nil
+}
+
+// readConns bounds the read pool: enough for concurrent API reads and
+// followers catching up, few enough to keep per-connection page caches small.
+const readConns = 8
 
 // Close stops the pruner, ends every Follow and closes the database.
 func (db *DB) Close() error {
@@ -168,7 +167,12 @@ func (db *DB) closeDatabases() error {
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}
-	errs = append(errs, db.writer.Close(), db.write.Close())
+	if db.writer != nil {
+		errs = append(errs, db.writer.Close())
+	}
+	if db.write != nil {
+		errs = append(errs, db.write.Close())
+	}
 	return errors.Join(errs...)
 }
 
