@@ -45,7 +45,7 @@ func (d *DB) Follow(ctx context.Context, after uint64, handle func([]dollr.Chang
 		types:    d.types,
 		interval: d.opts.StatusInterval,
 		log:      d.log,
-		repair:   d.ensureCapture,
+		repair:   d.repairCapture,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -78,7 +78,8 @@ type capture struct {
 		Info(string, ...any)
 		Warn(string, ...any)
 	}
-	// repair recreates a missing publication or slot.
+	// repair recreates a missing publication or slot, or a slot PostgreSQL
+	// invalidated (max_slot_wal_keep_size).
 	repair func(context.Context) error
 }
 
@@ -104,8 +105,8 @@ func (c *capture) follow(ctx context.Context, after uint64, handle func([]dollr.
 				c.log.Info("replication slot in use by another reader; will take over when it is free", "slot", c.slot)
 				waiting = true
 			}
-		case code == codeUndefinedObject && c.repair != nil:
-			c.log.Warn("replication slot or publication missing; recreating it (changes committed meanwhile are not delivered)",
+		case (code == codeUndefinedObject || code == codeSlotInvalidated) && c.repair != nil:
+			c.log.Warn("replication slot or publication missing or invalidated; recreating it (changes committed meanwhile are not delivered)",
 				"slot", c.slot, "publication", c.pub, "err", err)
 			if rerr := c.repair(ctx); rerr != nil {
 				c.log.Warn("recreating replication slot failed", "err", rerr)
@@ -466,4 +467,20 @@ func checkTuple(b []byte) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// repairCapture recreates what capture needs after an operator dropped the
+// slot or publication, or PostgreSQL invalidated the slot because it held
+// more WAL than max_slot_wal_keep_size allows. A new slot starts now: the
+// changes in between are not delivered (realtime clients still get the
+// current row when they subscribe).
+func (d *DB) repairCapture(ctx context.Context) error {
+	var status *string
+	err := d.pool.QueryRow(ctx, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1", d.slot).Scan(&status)
+	if err == nil && status != nil && *status == "lost" {
+		if _, err := d.pool.Exec(ctx, "SELECT pg_drop_replication_slot($1)", d.slot); err != nil && pgCode(err) != codeUndefinedObject {
+			return fmt.Errorf("postgres: drop invalidated slot %s: %w", d.slot, err)
+		}
+	}
+	return d.ensureCapture(ctx)
 }

@@ -188,6 +188,7 @@ const (
 	codeForeignKey         = "23503"
 	codeInvalidText        = "22P02"
 	codeObjectInUse        = "55006"
+	codeSlotInvalidated    = "55000" // object_not_in_prerequisite_state: "can no longer get changes from replication slot"
 	codeUndefinedObject    = "42704"
 	codeDuplicateObject    = "42710"
 	codeInsufficientPrivil = "42501"

@@ -123,3 +123,48 @@ func TestSlotDrop(t *testing.T) {
 	again := follow(t, db, 0)
 	again.live(t, db, m)
 }
+
+// A slot PostgreSQL invalidated for holding too much WAL
+// (max_slot_wal_keep_size) is replaced, and capture goes on.
+func TestInvalidatedSlotIsReplaced(t *testing.T) {
+	c := pgtest.Start(t)
+	url, _, err := c.CreateDatabase(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Exec(ctxT(t), "postgres", "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Exec(ctxT(t), "postgres", "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	db := openURL(t, url, postgres.Options{CaptureRetry: 200 * time.Millisecond})
+	m := newMerchant(t, db)
+	conn := connect(t, url)
+	// Nobody follows: the slot falls behind while WAL is written.
+	if _, err := conn.Exec(ctxT(t), "CREATE TABLE filler (x text)"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for {
+		if _, err := conn.Exec(ctxT(t), `INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 5000);
+			SELECT pg_switch_wal(); CHECKPOINT`); err != nil {
+			t.Fatal(err)
+		}
+		info, err := postgres.SlotStatus(ctxT(t), url, db.Slot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.WALStatus == "lost" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot never invalidated: %+v", info)
+		}
+	}
+	f := follow(t, db, 0)
+	f.live(t, db, m)
+	if info, err := postgres.SlotStatus(ctxT(t), url, db.Slot()); err != nil || info.WALStatus == "lost" {
+		t.Fatalf("slot after recovery = %+v, %v", info, err)
+	}
+}
