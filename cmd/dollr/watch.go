@@ -206,7 +206,10 @@ func (p *statusPrinter) update(u client.Update) {
 	if u.RequiresAction {
 		msg = strings.TrimSpace(msg + " (3-D Secure required)")
 	}
-	p.line(fmt.Sprintf("%s  %-10s  %s  [%s]", u.At.Local().Format("15:04:05"), u.Status, msg, u.Via))
+	if msg != "" {
+		msg += "  "
+	}
+	p.line(fmt.Sprintf("%s  %-10s  %s[%s]", u.At.Local().Format("15:04:05"), u.Status, msg, u.Via))
 }
 
 func (p *statusPrinter) fallback(reason error) {
