@@ -48,7 +48,7 @@ type DB struct {
 	commits      atomic.Uint64 // write transactions committed, so idle checkpoints are skipped
 
 	stopBackground context.CancelFunc
-	background     sync.WaitGroup // the pruner and the checkpointer
+	background     sync.WaitGroup // the pruner, the checkpointer, the other-writer watch
 	closeOnce      sync.Once
 	closed         chan struct{}
 }
@@ -81,9 +81,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 	bctx, cancel := context.WithCancel(context.Background())
 	db.stopBackground = cancel
-	db.background.Add(2)
+	db.background.Add(3)
 	go func() { defer db.background.Done(); db.pruneLoop(bctx) }()
 	go func() { defer db.background.Done(); db.checkpointLoop(bctx) }()
+	go func() { defer db.background.Done(); db.watchOtherWriters(bctx) }()
 	return db, nil
 }
 

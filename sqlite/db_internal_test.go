@@ -297,6 +297,10 @@ func TestFollowSeesOtherWriter(t *testing.T) {
 	createExecution(t, a, newPending(t, a, m))
 	got := c.waitN(t, 3)
 	checkContiguous(t, got, 1)
+	// With no local commit after it, the other writer's change still arrives.
+	createExecution(t, b, newPending(t, b, m))
+	got = c.waitN(t, 4)
+	checkContiguous(t, got, 1)
 }
 
 func TestPrune(t *testing.T) {

@@ -79,6 +79,52 @@ func (f *feed) since(after uint64, max int) (batch []dollr.Change, ok bool, wake
 	return append([]dollr.Change(nil), f.recent[i:end]...), true, f.wake, f.base
 }
 
+// end returns the seq of the newest change in the window.
+func (f *feed) end() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.base + uint64(len(f.recent))
+}
+
+// skipTo restarts the window after head and wakes followers, which then read
+// the changes before it from change_log.
+func (f *feed) skipTo(head uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.base, f.recent = head, nil
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+// otherWritersEvery is how often the feed looks for changes committed by
+// another process sharing the file, which this process is not told about.
+const otherWritersEvery = 250 * time.Millisecond
+
+// watchOtherWriters wakes followers when change_log has grown past what this
+// process published: another process (a second dollr on the same file)
+// committed changes.
+func (db *DB) watchOtherWriters(ctx context.Context) {
+	t := time.NewTicker(otherWritersEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if head, err := db.Head(ctx); err != nil || head <= db.feed.end() {
+			continue
+		}
+		// Under the write lock no local commit is between COMMIT and publish,
+		// so a head beyond the window is someone else's.
+		db.writeMu.Lock()
+		if head, err := db.Head(ctx); err == nil && head > db.feed.end() {
+			db.feed.skipTo(head)
+		}
+		db.writeMu.Unlock()
+	}
+}
+
 // Follow calls handle with the changes after seq after, in commit order, until
 // ctx ends, handle fails or the database is closed. Changes delivered from the
 // in-memory window share their Record maps between followers: handle must not
