@@ -23,20 +23,18 @@ var paymentMethods = func() []string {
 // payment-method id (pm_...) is payment_method_id (insensitive_account_number
 // is accepted as a fallback when it starts with pm_).
 func (s *Server) handleCreatePaymentAccount(w http.ResponseWriter, r *http.Request, merchantID int64) {
-	q := &query{r: r}
-	op, opOK := q.Enum("operation_type", dollr.OperationCollection, dollr.OperationPayout, dollr.OperationTransfer, dollr.OperationRefund)
-	if opOK && op != dollr.OperationCollection {
-		q.fail("operation_type", "value_error", "Value error, this server supports COLLECTION accounts only")
-	}
-	if err := q.err(); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	// FastAPI reports a malformed body alone, otherwise query and body errors together.
 	b, err := readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	q := &query{r: r}
+	op, opOK := q.Enum("operation_type", dollr.OperationCollection, dollr.OperationPayout, dollr.OperationTransfer, dollr.OperationRefund)
+	if opOK && op != dollr.OperationCollection {
+		q.fail("operation_type", "value_error", "Value error, this server supports COLLECTION accounts only")
+	}
+	*b.errs = append(*b.errs, q.errs...)
 	name, _ := b.String("account_name", true)
 	provider, providerOK := b.String("provider", true)
 	method, methodOK := b.Enum("method", true, paymentMethods...)
