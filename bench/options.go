@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/dollr/dollr/client"
+)
+
+// Scenarios lists the scenario names Run accepts.
+var Scenarios = []string{"checkout", "changes", "idle", "polling"}
+
+// Options configures one run. Zero values take the defaults of Defaults.
+type Options struct {
+	Scenario    string
+	Credentials *client.Credentials
+	// BaseURL overrides Credentials.BaseURL (and the realtime URL's host).
+	BaseURL     string
+	AllowRemote bool
+
+	// N is the number of payments (checkout, polling), rows (changes) or
+	// connections (idle).
+	N int
+	// Rate is the target of status changes per second (checkout, changes,
+	// polling).
+	Rate float64
+	// Subscribers is K, the subscribers per row (changes).
+	Subscribers int
+	// ChannelsPerConn is how many channels share one socket (1: one socket
+	// per subscriber, as browsers do).
+	ChannelsPerConn int
+	// PollInterval is how often each polling client asks (polling).
+	PollInterval time.Duration
+	// Witness subscribes one realtime channel per polled payment, multiplexed
+	// on few sockets, to learn each status change's commit time (polling).
+	Witness bool
+	// Phone is the payer's phone for checkout and polling payments; its last
+	// two digits choose the sandbox outcome.
+	Phone string
+
+	// Duration caps the measured phase (paced load, or the idle hold).
+	Duration time.Duration
+	// MaxEvents caps the status changes generated (executions × 3 for
+	// payments, touches for changes).
+	MaxEvents int
+	// Drain caps the wait for outstanding deliveries after the load stops.
+	Drain time.Duration
+	// Timeout caps the whole run, setup included.
+	Timeout time.Duration
+	// Concurrency is the number of parallel API calls during setup and
+	// executions.
+	Concurrency int
+	// Heartbeat is the interval of Phoenix heartbeats on every socket.
+	Heartbeat time.Duration
+
+	// ServerPID lets the tool read the server's CPU and RSS from /proc;
+	// otherwise they come from /metrics.
+	ServerPID      int
+	SampleInterval time.Duration
+
+	// Progress receives a live progress line (nil: none).
+	Progress io.Writer
+	// Label names the run in tables (e.g. the backend: sqlite, postgres).
+	Label string
+}
+
+// Defaults returns the default options of a scenario.
+func Defaults(scenario string) Options {
+	o := Options{
+		Scenario:        scenario,
+		N:               100,
+		Rate:            300,
+		Subscribers:     1,
+		ChannelsPerConn: 1,
+		PollInterval:    2 * time.Second,
+		Witness:         true,
+		Phone:           "231770000055",
+		Duration:        60 * time.Second,
+		MaxEvents:       10_000_000,
+		Drain:           90 * time.Second,
+		Timeout:         30 * time.Minute,
+		Concurrency:     32,
+		Heartbeat:       25 * time.Second,
+		SampleInterval:  250 * time.Millisecond,
+	}
+	switch scenario {
+	case "changes":
+		o.N = 1000
+		o.Rate = 1000
+		o.Duration = 10 * time.Second
+		o.Drain = 30 * time.Second
+	case "idle":
+		o.N = 1000
+		o.Duration = 30 * time.Second
+	}
+	return o
+}
+
+func (o *Options) validate() error {
+	known := false
+	for _, s := range Scenarios {
+		known = known || s == o.Scenario
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("bench: unknown scenario %q (want one of %v)", o.Scenario, Scenarios)
+	case o.Credentials == nil:
+		return fmt.Errorf("bench: credentials are required")
+	case o.N <= 0:
+		return fmt.Errorf("bench: N must be positive")
+	case o.Rate <= 0 && o.Scenario != "idle":
+		return fmt.Errorf("bench: rate must be positive")
+	case o.Subscribers <= 0 || o.ChannelsPerConn <= 0:
+		return fmt.Errorf("bench: subscribers and channels per connection must be positive")
+	case o.Duration <= 0 || o.Timeout <= 0 || o.Drain < 0:
+		return fmt.Errorf("bench: duration and timeout must be positive")
+	case o.MaxEvents <= 0:
+		return fmt.Errorf("bench: max-events must be positive")
+	case o.Concurrency <= 0:
+		return fmt.Errorf("bench: concurrency must be positive")
+	case o.PollInterval <= 0 && o.Scenario == "polling":
+		return fmt.Errorf("bench: poll interval must be positive")
+	case len(o.Phone) < 8:
+		return fmt.Errorf("bench: phone %q is too short", o.Phone)
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ServerUsage is what the server spent during a measured window.
+type ServerUsage struct {
+	Source         string  `json:"source"` // "proc" (local pid) or "metrics" (/metrics)
+	CPUSeconds     float64 `json:"cpu_seconds"`
+	PeakRSSBytes   uint64  `json:"peak_rss_bytes"`
+	StartRSSBytes  uint64  `json:"start_rss_bytes"`
+	EndRSSBytes    uint64  `json:"end_rss_bytes"`
+	Samples        int     `json:"samples"`
+	CPUUtilization float64 `json:"cpu_utilization"` // CPU seconds per wall second (1.0 = one core busy)
+}
+
+// usageSample is one reading of the server's counters.
+type usageSample struct {
+	at  time.Time
+	cpu float64 // seconds, user+system, since process start
+	rss uint64  // bytes
+}
+
+// Probe reads the server's CPU and RSS, from /proc when its pid is known
+// (the server is local), otherwise from the process collector series that
+// promhttp exports at /metrics.
+type Probe struct {
+	PID        int
+	MetricsURL string
+	Client     *http.Client
+}
+
+func (p *Probe) source() string {
+	if p.PID > 0 {
+		return "proc"
+	}
+	return "metrics"
+}
+
+func (p *Probe) sample(ctx context.Context) (usageSample, error) {
+	if p.PID > 0 {
+		return procSample(p.PID)
+	}
+	return p.metricsSample(ctx)
+}
+
+// clockTicks is USER_HZ, which Linux fixes at 100 for /proc/<pid>/stat.
+const clockTicks = 100
+
+func procSample(pid int) (usageSample, error) {
+	s := usageSample{at: time.Now()}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return s, err
+	}
+	// The command name (field 2) may hold spaces; the fields we need follow its ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return s, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 22 {
+		return s, fmt.Errorf("bench: short /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseUint(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return s, fmt.Errorf("bench: bad cpu times in /proc/%d/stat", pid)
+	}
+	s.cpu = float64(utime+stime) / clockTicks
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return s, err
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return s, fmt.Errorf("bench: bad VmRSS %q", rest)
+			}
+			s.rss = kb * 1024
+			return s, nil
+		}
+	}
+	return s, fmt.Errorf("bench: no VmRSS in /proc/%d/status", pid)
+}
+
+func (p *Probe) metricsSample(ctx context.Context) (usageSample, error) {
+	s := usageSample{at: time.Now()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.MetricsURL, nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := p.Client.Do(req)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("bench: GET %s: %s", p.MetricsURL, resp.Status)
+	}
+	vals, err := parseMetrics(io.LimitReader(resp.Body, 16<<20), "process_cpu_seconds_total", "process_resident_memory_bytes")
+	if err != nil {
+		return s, err
+	}
+	cpu, ok1 := vals["process_cpu_seconds_total"]
+	rss, ok2 := vals["process_resident_memory_bytes"]
+	if !ok1 || !ok2 {
+		return s, fmt.Errorf("bench: %s lacks process_cpu_seconds_total or process_resident_memory_bytes (is the process collector registered?)", p.MetricsURL)
+	}
+	s.cpu, s.rss = cpu, uint64(rss)
+	return s, nil
+}
+
+// parseMetrics reads the Prometheus text format and returns the values of the
+// named unlabelled series.
+func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	out := make(map[string]float64, len(names))
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, rest, ok := strings.Cut(line, " ")
+		if !ok || !want[name] {
+			continue
+		}
+		val, _, _ := strings.Cut(strings.TrimSpace(rest), " ") // drop an optional timestamp
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bench: metric %s: %w", name, err)
+		}
+		out[name] = v
+	}
+	return out, sc.Err()
+}
+
+// Sampler samples a Probe periodically between Start and Stop to find the
+// window's CPU seconds and peak RSS.
+type Sampler struct {
+	probe    *Probe
+	interval time.Duration
+
+	mu      sync.Mutex
+	first   usageSample
+	last    usageSample
+	peak    uint64
+	samples int
+	err     error
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// StartSampler takes a first sample now and keeps sampling every interval
+// until Stop or ctx ends.
+func StartSampler(ctx context.Context, probe *Probe, interval time.Duration) (*Sampler, error) {
+	first, err := probe.sample(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Sampler{probe: probe, interval: interval, first: first, last: first, peak: first.rss, samples: 1, cancel: cancel, done: make(chan struct{})}
+	go s.loop(ctx)
+	return s, nil
+}
+
+func (s *Sampler) loop(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		u, err := s.probe.sample(ctx)
+		s.add(u, err)
+	}
+}
+
+func (s *Sampler) add(u usageSample, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if s.err == nil && !isCtxErr(err) {
+			s.err = err
+		}
+		return
+	}
+	s.last = u
+	s.peak = max(s.peak, u.rss)
+	s.samples++
+}
+
+// Current returns the latest sample's RSS (for progress lines).
+func (s *Sampler) Current() (rss uint64, cpu float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last.rss, s.last.cpu - s.first.cpu
+}
+
+// Stop takes a final sample and returns the window's usage.
+func (s *Sampler) Stop(ctx context.Context) (ServerUsage, error) {
+	s.cancel()
+	<-s.done
+	u, err := s.probe.sample(ctx)
+	s.add(u, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wall := s.last.at.Sub(s.first.at).Seconds()
+	out := ServerUsage{
+		Source:        s.probe.source(),
+		CPUSeconds:    round3(s.last.cpu - s.first.cpu),
+		PeakRSSBytes:  s.peak,
+		StartRSSBytes: s.first.rss,
+		EndRSSBytes:   s.last.rss,
+		Samples:       s.samples,
+	}
+	if wall > 0 {
+		out.CPUUtilization = round3(out.CPUSeconds / wall)
+	}
+	return out, s.err
+}
+
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+func isCtxErr(err error) bool {
+	return err == context.Canceled || err == context.DeadlineExceeded || strings.Contains(err.Error(), "context canceled")
+}
