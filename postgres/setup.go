@@ -55,14 +55,14 @@ func checkServer(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// checkReplicationConnection opens a replication connection once, so that a
-// pg_hba.conf without a replication entry fails at start, not in the feed.
+// checkReplicationConnection opens a replication connection once, so that
+// one the server refuses fails at start, not in the feed.
 func checkReplicationConnection(ctx context.Context, cfg *pgconn.Config) error {
 	conn, err := connectReplication(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("%w: cannot open a replication connection (%v): pg_hba.conf must allow it, e.g. "+
-			"\"host replication %s <client address> scram-sha-256\" (logical replication matches the database name too), then reload PostgreSQL",
-			ErrSetup, err, cfg.User)
+		return fmt.Errorf("%w: cannot open a logical replication connection (%v): it needs a free WAL sender "+
+			"(max_wal_senders) and pg_hba.conf must admit role %q to this database (logical replication matches the "+
+			"database's own lines, not \"replication\" lines)", ErrSetup, err, cfg.User)
 	}
 	defer conn.Close(context.Background())
 	if _, err := pglogrepl.IdentifySystem(ctx, conn); err != nil {
