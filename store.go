@@ -90,7 +90,8 @@ type Store interface {
 	RetryJob(ctx context.Context, id int64, runAt time.Time) error
 	// DeleteJob removes a job (finished without a transition).
 	DeleteJob(ctx context.Context, id int64) error
-	// NextJobAt returns the earliest RunAt among pending jobs, ok=false if none.
+	// NextJobAt returns the earliest time ClaimJobs could return a job (its RunAt,
+	// or its lease end if claimed), ok=false if none.
 	NextJobAt(ctx context.Context) (at time.Time, ok bool, err error)
 	// JobAdded is signalled (never blocking, may coalesce) after a commit that
 	// scheduled a job, so an in-process runner wakes at once.
