@@ -320,6 +320,20 @@ func TestBrowserWaitingForApproval(t *testing.T) {
 		t.Errorf("detail %q", got)
 	}
 	b.screenshot("checkout-waiting.png")
+
+	// A reload finds the payment in flight and follows it, never offering
+	// to pay twice: a fresh realtime key, a new subscription.
+	ref := b.dataset()["referenceId"]
+	b.run(15*time.Second, chromedp.Reload())
+	b.waitState(10*time.Second, "watching")
+	b.waitFor(10*time.Second, "the resubscription", `document.getElementById("checkout").dataset.realtime === "subscribed"`)
+	d := b.dataset()
+	if d["referenceId"] != ref || b.text("#progress-title") != "Waiting for approval on your phone" {
+		t.Fatalf("after reload: %v, title %q", d, b.text("#progress-title"))
+	}
+	if n := s.proxy.count("key"); n != 1 {
+		t.Errorf("%d realtime key requests after the reload, want 1", n)
+	}
 	b.checkClean()
 }
 
@@ -373,7 +387,7 @@ func TestBrowserFailureReturnsToCancelURL(t *testing.T) {
 
 func TestBrowserPollingWhenRealtimeIsCut(t *testing.T) {
 	// 02 completes after the long delay, leaving time to cut realtime first.
-	s := startServer(t, serverOptions{sandboxLongDelay: 6 * time.Second})
+	s := startServer(t, serverOptions{sandboxLongDelay: 8 * time.Second})
 	b := newBrowser(t, s.URL)
 	b.run(15*time.Second, chromedp.Navigate(s.hostedCheckout(nil)))
 	b.payByPhone("231771234502")

@@ -404,6 +404,19 @@ func TestPayRejectsBadInput(t *testing.T) {
 	}
 	e.do("POST", "/checkout/"+tok+"/pay", strings.Repeat("x", maxBody+1), http.StatusRequestEntityTooLarge, &d)
 	e.do("POST", "/checkout/hct_nope0000/pay", map[string]string{"method": "CARD", "payment_method_id": "pm_card_visa"}, http.StatusNotFound, &d)
+
+	// What a cross-site form could send is refused before anything happens.
+	resp, err := http.Post(e.srv.URL+"/checkout/"+tok+"/pay", "text/plain", strings.NewReader(`{"method":"CARD","payment_method_id":"pm_card_visa"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain pay: status %d", resp.StatusCode)
+	}
+	if _, err := e.store.LatestExecutionForSource(context.Background(), 1, 1); !dollr.IsNotFound(err) {
+		t.Errorf("a refused pay created a payment: %v", err)
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -214,6 +215,12 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	src, ok := h.sourceForAPI(w, r)
 	if !ok {
+		return
+	}
+	// JSON only: a cross-site form cannot send it, so no other site can make
+	// a visitor's browser start a payment.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeDetail(w, http.StatusUnsupportedMediaType, "send application/json")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
