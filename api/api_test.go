@@ -761,7 +761,9 @@ func TestRoutingAndMiddleware(t *testing.T) {
 // TestSandboxOutcomesOverHTTP drives every sandbox rule through the API with
 // a running runner and short delays.
 func TestSandboxOutcomesOverHTTP(t *testing.T) {
-	e := newEnv(t, options{network: &sandbox.Network{Delay: 100 * time.Millisecond, LongDelay: 300 * time.Millisecond}, runner: true})
+	// Answered 3-D Secure challenges run where the timeout cannot win the race.
+	fast := newEnv(t, options{network: &sandbox.Network{Delay: 100 * time.Millisecond, LongDelay: 300 * time.Millisecond}, runner: true})
+	patient := newEnv(t, options{network: &sandbox.Network{Delay: 100 * time.Millisecond, LongDelay: time.Hour}, runner: true})
 	cases := []struct {
 		name, method, number string
 		initial, final       string
@@ -780,6 +782,10 @@ func TestSandboxOutcomesOverHTTP(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			e := fast
+			if c.threeDS != "" {
+				e = patient
+			}
 			srcID, partyID := e.checkout(e.a.token, "231770000099", "INVOICE")
 			sess := e.session(e.a.token, srcID, "INVOICE")
 			var acct int64
@@ -818,7 +824,7 @@ func TestSandboxOutcomesOverHTTP(t *testing.T) {
 			}
 		})
 	}
-	e.checkErrors(t, []errCase{
+	fast.checkErrors(t, []errCase{
 		{name: "3ds unknown secret", method: "POST", path: "/v1/sandbox/3ds/pi_x_secret_y", body: map[string]any{"outcome": "succeed"}, status: 404, detail: "Payment intent not found"},
 		{name: "3ds bad outcome", method: "POST", path: "/v1/sandbox/3ds/pi_x_secret_y", body: map[string]any{"outcome": "maybe"}, status: 422, locs: []string{"body.outcome"}, types: []string{"enum"}},
 	})

@@ -259,7 +259,8 @@ func TestRunnerSurvivesRestart(t *testing.T) {
 	st1 := openStore(t, path)
 	f := newFixture(t, st1)
 	stop := startRunner(t, st1, 30*time.Second)
-	e := f.execute(t, &sandbox.Network{Delay: 700 * time.Millisecond}, "MTN_MOMO_LBR", "231770000010")
+	// The delay leaves ample time to stop between PROCESSING and COMPLETED.
+	e := f.execute(t, &sandbox.Network{Delay: 3 * time.Second}, "MTN_MOMO_LBR", "231770000010")
 	waitStatus(t, st1, e, dollr.StatusProcessing)
 	stop()
 	if err := st1.Close(); err != nil {

@@ -292,9 +292,9 @@ func TestServeCompletesMobileMoney(t *testing.T) {
 // credentials, with the new address written into credentials.json.
 func TestServeRestartMidProcessing(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	p := startServe(t, dataDir)
+	p := startServe(t, dataDir, "--sandbox-long-delay", "5s")
 	cl := newClient(t, p.creds)
-	ref, _ := cl.startPayment("231770000002") // PROCESSING until --sandbox-long-delay (2s)
+	ref, _ := cl.startPayment("231770000002") // PROCESSING until --sandbox-long-delay
 	cl.waitStatus(ref, "PROCESSING")
 	p.stop(syscall.SIGKILL)
 
