@@ -53,18 +53,19 @@ type channel struct {
 	bcastAck  bool
 	pres      presenceConfig
 
-	mu      sync.Mutex // guards the fields below
-	closed  bool
-	token   *Token
-	grant   Grant
-	subs    []*sub
-	subErr  string
-	timer   *time.Timer
-	syncing bool // live changes are held in pending until the join's snapshot is out
-	syncGen uint64
-	pending []pendingChange
-	cancel  context.CancelFunc
-	meta    []byte // this channel's tracked presence meta, JSON
+	mu        sync.Mutex // guards the fields below
+	closed    bool
+	tokenHash uint64    // of the token in force, to ignore a refresh with the same token
+	exp       time.Time // the token's expiry
+	grantKey  string    // the grant's rows, to tell whether a refresh changes them
+	subs      []*sub
+	subErr    string
+	timer     *time.Timer
+	syncing   bool // live changes are held in pending until the join's snapshot is out
+	syncGen   uint64
+	pending   []pendingChange
+	cancel    context.CancelFunc
+	meta      []byte // this channel's tracked presence meta, JSON
 
 	// Publisher scratch, owned by whoever holds Server.pubMu.
 	gen  uint64
@@ -326,18 +327,18 @@ func (c *conn) join(f frame) {
 	ch := &channel{
 		s: s, c: c, topic: f.topic, subTopic: subTopic, topicJSON: appendJSONString(nil, f.topic),
 		joinRef: joinRef, bindings: p.bindings, bcastSelf: p.bcastSelf, bcastAck: p.bcastAck,
-		pres: p.presence, token: tok, grant: grant, syncing: true,
+		pres: p.presence, tokenHash: s.tokenHash(tok.Raw), exp: tok.Exp, grantKey: grantKey(grant.Rows), syncing: true,
 	}
 	if ch.pres.key == "" && ch.pres.enabled {
 		ch.pres.key = newPresenceKey()
 	}
 	ch.subs, ch.subErr = s.buildSubs(ch, grant)
 	c.chanMu.Lock()
-	if c.channels == nil { // the connection is going away
+	if c.gone {
 		c.chanMu.Unlock()
 		return
 	}
-	c.channels[f.topic] = ch
+	c.channels = append(c.channels, ch)
 	c.chanMu.Unlock()
 	s.m.channels.Inc()
 	s.joinTopic(ch)
@@ -352,6 +353,7 @@ func (c *conn) join(f frame) {
 			reply = append(reply, ',')
 		}
 		reply = append(reply, b.entry...)
+		b.entry = nil // only the reply needs it
 	}
 	reply = append(reply, "]}}"...)
 	c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", reply)})
@@ -474,7 +476,7 @@ func (ch *channel) armExpiry() {
 	if ch.timer != nil {
 		ch.timer.Stop()
 	}
-	ch.timer = time.AfterFunc(max(ch.token.Exp.Sub(ch.s.now()), 0), ch.expire)
+	ch.timer = time.AfterFunc(max(ch.exp.Sub(ch.s.now()), 0), ch.expire)
 }
 
 func (ch *channel) expire() {
@@ -483,7 +485,7 @@ func (ch *channel) expire() {
 		ch.mu.Unlock()
 		return
 	}
-	exp := ch.token.Exp
+	exp := ch.exp
 	now := ch.s.now()
 	if now.Before(exp) { // refreshed meanwhile
 		ch.timer = time.AfterFunc(exp.Sub(now), ch.expire)
@@ -530,7 +532,7 @@ func (ch *channel) close() {
 func (ch *channel) refresh(raw string) {
 	s := ch.s
 	ch.mu.Lock()
-	same := ch.token != nil && ch.token.Raw == raw
+	same := ch.tokenHash == s.tokenHash(raw)
 	ch.mu.Unlock()
 	if raw == "" || strings.HasPrefix(raw, "sb_") || same {
 		return
@@ -553,9 +555,10 @@ func (ch *channel) refresh(raw string) {
 		ch.mu.Unlock()
 		return
 	}
-	ch.token = tok
-	sameRows := grantRowsEqual(ch.grant.Rows, grant.Rows)
-	ch.grant = grant
+	ch.tokenHash, ch.exp = s.tokenHash(raw), tok.Exp
+	key := grantKey(grant.Rows)
+	sameRows := key == ch.grantKey
+	ch.grantKey = key
 	ch.mu.Unlock()
 	ch.armExpiry()
 	if len(ch.bindings) == 0 {
@@ -579,22 +582,20 @@ func (ch *channel) refresh(raw string) {
 	ch.startSync(subs)
 }
 
-func grantRowsEqual(a, b map[string]map[string]string) bool {
-	if (a == nil) != (b == nil) || len(a) != len(b) {
-		return false
+// grantKey renders a grant's rows canonically; nil and empty differ (all rows vs none).
+func grantKey(rows map[string]map[string]string) string {
+	if rows == nil {
+		return "*"
 	}
-	for t, ra := range a {
-		rb, ok := b[t]
-		if !ok || len(ra) != len(rb) {
-			return false
+	var parts []string
+	for t, cols := range rows {
+		for c, v := range cols {
+			parts = append(parts, t+"\x00"+c+"\x00"+v)
 		}
-		for k, v := range ra {
-			if w, ok := rb[k]; !ok || w != v {
-				return false
-			}
-		}
+		parts = append(parts, t)
 	}
-	return true
+	sort.Strings(parts)
+	return strings.Join(parts, "\x01")
 }
 
 // deliver queues a matched change for this channel: ch.ids are the ids of its

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,7 +32,8 @@ type conn struct {
 	apikey *Token
 
 	chanMu   sync.Mutex
-	channels map[string]*channel
+	channels []*channel // joined channels, one per topic (at most MaxChannels)
+	gone     bool       // torn down: no more joins
 
 	mu       sync.Mutex // guards the fields below
 	queue    []outMsg
@@ -43,7 +45,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, v version, apikey *Token) *conn {
-	return &conn{s: s, nc: nc, vsn: v, apikey: apikey, channels: make(map[string]*channel)}
+	return &conn{s: s, nc: nc, vsn: v, apikey: apikey}
 }
 
 var errMessageTooBig = errors.New("message too big")
@@ -99,7 +101,7 @@ func (c *conn) readLoop(pre []byte) {
 				return
 			}
 			if h.Fin {
-				c.handle(h.OpCode, payload)
+				c.handleOff(h.OpCode, payload)
 			} else {
 				msg, msgOp, inMsg = payload, h.OpCode, true
 			}
@@ -110,7 +112,7 @@ func (c *conn) readLoop(pre []byte) {
 			}
 			msg = append(msg, payload...)
 			if h.Fin {
-				c.handle(msgOp, msg)
+				c.handleOff(msgOp, msg)
 				msg, inMsg = nil, false
 			}
 		}
@@ -129,6 +131,18 @@ func readPayload(r io.Reader, n int64) ([]byte, error) {
 	var buf bytes.Buffer
 	_, err := io.CopyN(&buf, r, n)
 	return buf.Bytes(), err
+}
+
+// handleOff handles a message on a short-lived goroutine and waits for it, so
+// the deep stack a join needs (JSON, policy, compiling filters) is not kept by
+// the reader goroutine that every idle connection parks.
+func (c *conn) handleOff(op ws.OpCode, data []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.handle(op, data)
+	}()
+	<-done
 }
 
 // handle routes one complete client message (realtime-protocol.md §17).
@@ -204,7 +218,12 @@ func (c *conn) reply(f frame, status string, response []byte) {
 func (c *conn) channel(topic string) *channel {
 	c.chanMu.Lock()
 	defer c.chanMu.Unlock()
-	return c.channels[topic]
+	for _, ch := range c.channels {
+		if ch.topic == topic {
+			return ch
+		}
+	}
+	return nil
 }
 
 // removeChannel unlinks ch if it is still the topic's channel; only the caller
@@ -212,11 +231,16 @@ func (c *conn) channel(topic string) *channel {
 func (c *conn) removeChannel(ch *channel) bool {
 	c.chanMu.Lock()
 	defer c.chanMu.Unlock()
-	if c.channels[ch.topic] != ch {
-		return false
+	for i, x := range c.channels {
+		if x == ch {
+			c.channels = slices.Delete(c.channels, i, i+1)
+			if len(c.channels) == 0 {
+				c.channels = nil
+			}
+			return true
+		}
 	}
-	delete(c.channels, ch.topic)
-	return true
+	return false
 }
 
 // send queues a message. A full queue means the client does not keep up: it is
@@ -364,11 +388,8 @@ func (c *conn) teardown() {
 		c.kill()
 	}
 	c.chanMu.Lock()
-	chans := make([]*channel, 0, len(c.channels))
-	for _, ch := range c.channels {
-		chans = append(chans, ch)
-	}
-	c.channels = nil
+	chans := c.channels
+	c.channels, c.gone = nil, true
 	c.chanMu.Unlock()
 	for _, ch := range chans {
 		ch.close()

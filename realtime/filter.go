@@ -195,7 +195,6 @@ type condition struct {
 	nulls  bool    // the `in` list holds a NULL
 	is     string  // `is` keyword: null, true, false, unknown
 	re     *regexp.Regexp
-	raw    rawCondition
 }
 
 // raiseError is a PostgreSQL `raise exception`, as the subscription trigger raises them.
@@ -222,7 +221,7 @@ func compileCondition(t *table, r rawCondition) (condition, error) {
 		return condition{}, raiseError("invalid column for filter %s", r.column)
 	}
 	col := t.cols[pos]
-	c := condition{col: pos, kind: col.kind, op: filterOps[r.op], negate: r.negate, raw: r}
+	c := condition{col: pos, kind: col.kind, op: filterOps[r.op], negate: r.negate}
 	switch c.op {
 	case opIn:
 		elems, nulls, err := parseArrayLiteral(r.value)

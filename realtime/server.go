@@ -11,8 +11,10 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +84,10 @@ type Server struct {
 
 	topicMu sync.Mutex
 	topics  map[string][]*channel
+
+	seed   maphash.Seed
+	keyMu  sync.Mutex
+	apikey map[string]*Token // verified apikeys: connections with the same key share one
 }
 
 // New returns a server for cfg.
@@ -119,6 +125,8 @@ func New(cfg Config) *Server {
 		now:    time.Now,
 		conns:  make(map[*conn]struct{}),
 		topics: make(map[string][]*channel),
+		seed:   maphash.MakeSeed(),
+		apikey: make(map[string]*Token),
 	}
 	if s.policy == nil {
 		s.policy = allowAll
@@ -148,7 +156,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusUnauthorized, errAPIKeyMissing.Upgrade)
 		return
 	}
-	tok, err := VerifyToken(s.cfg.Secret, key, s.now())
+	tok, err := s.verifyAPIKey(key)
 	if err != nil {
 		refuse(w, http.StatusUnauthorized, err.(*TokenError).Upgrade)
 		return
@@ -188,6 +196,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// buffers and the request can be freed.
 	go c.readLoop(pre)
 }
+
+// verifyAPIKey verifies an apikey, sharing one *Token among the connections
+// that present the same key (typically every client of an installation).
+func (s *Server) verifyAPIKey(raw string) (*Token, error) {
+	now := s.now()
+	s.keyMu.Lock()
+	tok := s.apikey[raw]
+	s.keyMu.Unlock()
+	if tok != nil && tok.Exp.After(now) {
+		return tok, nil
+	}
+	tok, err := VerifyToken(s.cfg.Secret, strings.Clone(raw), now) // not a view into the request
+	if err != nil {
+		return nil, err
+	}
+	s.keyMu.Lock()
+	if len(s.apikey) >= 64 {
+		clear(s.apikey)
+	}
+	s.apikey[tok.Raw] = tok
+	s.keyMu.Unlock()
+	return tok, nil
+}
+
+func (s *Server) tokenHash(raw string) uint64 { return maphash.String(s.seed, raw) }
 
 func refuse(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
