@@ -99,9 +99,12 @@ func (d *DB) CreateExecution(ctx context.Context, e *dollr.Execution, jobs []dol
 	return &stored, true, nil
 }
 
+// sessionUsed is the error for a second execution on one session (the
+// SQLite store's wording).
 func sessionUsed() error {
-	return &dollr.Error{Code: dollr.ECONFLICT, Message: "session already used",
-		Fields: []dollr.FieldError{{Loc: []any{"body", "session_id"}, Msg: "session already used", Type: "value_error"}}}
+	const msg = "session has already been used"
+	return &dollr.Error{Code: dollr.ECONFLICT, Message: msg,
+		Fields: []dollr.FieldError{{Loc: []any{"body", "session_id"}, Msg: msg, Type: "value_error"}}}
 }
 
 func insertPublicStatus(ctx context.Context, tx pgx.Tx, e *dollr.Execution) error {

@@ -78,14 +78,24 @@ func (d *DB) ClaimJobs(ctx context.Context, at time.Time, limit int, lease time.
 	return jobs, nil
 }
 
+// RetryJob releases a job to run at runAt and, like scheduling one, wakes
+// the runners: the new time may be earlier than the one they sleep towards.
 func (d *DB) RetryJob(ctx context.Context, id int64, runAt time.Time) error {
-	tag, err := d.pool.Exec(ctx, "UPDATE jobs SET run_at = $2, locked_until = NULL WHERE id = $1", id, runAt.UTC())
+	err := d.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "UPDATE jobs SET run_at = $2, locked_until = NULL WHERE id = $1", id, runAt.UTC())
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return dollr.NotFound("job")
+		}
+		_, err = tx.Exec(ctx, "SELECT pg_notify($1, '')", jobChannel)
+		return err
+	})
 	if err != nil {
 		return internal("retry job", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return dollr.NotFound("job")
-	}
+	d.signalJobs()
 	return nil
 }
 

@@ -19,7 +19,7 @@ import (
 // then returns the row as it left it, so the row is never older than seq.
 func (d *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID string) (*dollr.PublicStatus, uint64, error) {
 	if _, err := uuid.Parse(referenceID); err != nil {
-		return nil, 0, dollr.NotFound("payment intent")
+		return nil, 0, dollr.NotFound("execution")
 	}
 	b := &pgx.Batch{}
 	var lsn int64
@@ -42,7 +42,7 @@ func (d *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID stri
 	})
 	if err := d.pool.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, 0, dollr.NotFound("payment intent")
+			return nil, 0, dollr.NotFound("execution")
 		}
 		return nil, 0, internal("public status", err)
 	}
