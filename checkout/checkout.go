@@ -93,7 +93,7 @@ type Handler struct {
 	// payLocks serialises pay attempts per source in this process, so a double
 	// click cannot start two collections for one invoice.
 	payMu    sync.Mutex
-	payLocks map[int64]*sync.Mutex
+	payLocks map[int64]*sourceLock
 }
 
 // New returns the checkout handler, to be mounted at Prefix + "/".
@@ -145,7 +145,7 @@ func New(cfg Config) (*Handler, error) {
 		static:    http.StripPrefix(Prefix+"/assets/", http.FileServerFS(static)),
 		assetHash: hash,
 		log:       cfg.Logger,
-		payLocks:  map[int64]*sync.Mutex{},
+		payLocks:  map[int64]*sourceLock{},
 	}
 	h.mux.HandleFunc("GET "+Prefix+"/assets/{name}", h.serveAsset)
 	h.mux.HandleFunc("GET "+Prefix+"/{token}", h.servePage)
@@ -234,17 +234,31 @@ func (h *Handler) serveNotFound(w http.ResponseWriter, r *http.Request) {
 	h.renderError(w, r, http.StatusNotFound, errNotFoundPage)
 }
 
-// lockSource returns the per-source pay lock.
+// lockSource takes the per-source pay lock and returns its release. Entries
+// live only while someone holds or waits for them, so the map stays small.
 func (h *Handler) lockSource(id int64) func() {
 	h.payMu.Lock()
-	m, ok := h.payLocks[id]
+	l, ok := h.payLocks[id]
 	if !ok {
-		m = &sync.Mutex{}
-		h.payLocks[id] = m
+		l = &sourceLock{}
+		h.payLocks[id] = l
 	}
+	l.users++
 	h.payMu.Unlock()
-	m.Lock()
-	return m.Unlock
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		h.payMu.Lock()
+		if l.users--; l.users == 0 {
+			delete(h.payLocks, id)
+		}
+		h.payMu.Unlock()
+	}
+}
+
+type sourceLock struct {
+	mu    sync.Mutex
+	users int // holders and waiters, guarded by Handler.payMu
 }
 
 // writeJSON writes v with the given status. API responses are never cached:

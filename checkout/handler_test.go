@@ -420,3 +420,39 @@ func TestPayRejectsBadInput(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestConcurrentPaysStartOnePayment(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	const n = 10
+	refs := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			b, _ := json.Marshal(map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567"})
+			resp, err := http.Post(e.srv.URL+"/checkout/"+tok+"/pay", "application/json", bytes.NewReader(b))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var pay PayResponse
+			if err := json.NewDecoder(resp.Body).Decode(&pay); err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("pay %d: %d %v", i, resp.StatusCode, err)
+			}
+			refs[i] = pay.ReferenceID
+		})
+	}
+	wg.Wait()
+	for i := range refs {
+		if refs[i] != refs[0] {
+			t.Fatalf("double click started two payments: %q", refs)
+		}
+	}
+	e.checkout.payMu.Lock()
+	left := len(e.checkout.payLocks)
+	e.checkout.payMu.Unlock()
+	if left != 0 {
+		t.Errorf("%d pay locks left behind", left)
+	}
+}
