@@ -89,6 +89,10 @@ func notFound(err error, what, op string) error {
 // merchant's party with the same phone, and numbers the source per merchant,
 // type and year.
 func (d *DB) CreateCheckoutSource(ctx context.Context, party *dollr.Party, src *dollr.Source) error {
+	prefix, ok := sourcePrefix[src.Type]
+	if !ok {
+		return dollr.Invalid("value_error", fmt.Sprintf("unknown source type %q", src.Type), "body", "source_kind")
+	}
 	created := now()
 	items, err := json.Marshal(src.Items)
 	if err != nil {
@@ -115,10 +119,6 @@ func (d *DB) CreateCheckoutSource(ctx context.Context, party *dollr.Party, src *
 			src.MerchantID, party.Name, party.Phone, party.Email, party.CountryCode, created).Scan(&partyID, &partyCreated)
 		if err != nil {
 			return err
-		}
-		prefix := "INV"
-		if src.Type == dollr.SourceOrder {
-			prefix = "ORD"
 		}
 		year := created.Year()
 		var n int
@@ -150,6 +150,9 @@ func (d *DB) CreateCheckoutSource(ctx context.Context, party *dollr.Party, src *
 	src.CreatedAt, src.UpdatedAt = created, created
 	return nil
 }
+
+// sourcePrefix starts a source number: INV-2026-00001, ORD-2026-00001.
+var sourcePrefix = map[dollr.SourceType]string{dollr.SourceInvoice: "INV", dollr.SourceOrder: "ORD"}
 
 const sourceColumns = `id, merchant_id, type, number, status, currency, total_amount, items, party_id, counterparty_id,
 	mode, reference_id, note, due_date, expires_at, success_url, cancel_url, checkout_config_id,
