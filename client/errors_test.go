@@ -120,3 +120,19 @@ func TestRealtimeURL(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseAPIError: any error body yields an *APIError with its status.
+func FuzzParseAPIError(f *testing.F) {
+	f.Add(422, []byte(`{"detail":[{"loc":["body","currency"],"msg":"field required","type":"missing"}]}`), "")
+	f.Add(401, []byte(`{"detail":"Not authenticated"}`), "3")
+	f.Add(500, []byte(`not json`), "Mon, 01 Jun 2026 12:00:10 GMT")
+	f.Fuzz(func(t *testing.T, status int, body []byte, retryAfter string) {
+		h := http.Header{}
+		h.Set("Retry-After", retryAfter)
+		e := parseAPIError("GET", "/v1/x", status, h, body)
+		if e == nil || e.StatusCode != status || e.RetryAfter < 0 {
+			t.Fatalf("parseAPIError = %+v", e)
+		}
+		_ = e.Error()
+	})
+}

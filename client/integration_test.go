@@ -438,3 +438,23 @@ func TestRealtimeConnManyChannels(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitForCollectionRenewsKey: realtime keys shorter than the payment are
+// renewed and pushed as access_token, so the channel outlives them.
+func TestWaitForCollectionRenewsKey(t *testing.T) {
+	srv := startServer(t, "--realtime-key-ttl", "6s", "--sandbox-delay", "10s")
+	c, _ := newTestClient(t, srv)
+	ctx := testContext(t, 2*time.Minute)
+	p := prepareMoMo(t, ctx, c, phoneCompletes)
+	if _, err := c.ExecuteCollection(ctx, p.request); err != nil {
+		t.Fatal(err)
+	}
+	var u updates
+	final, err := c.WaitForCollection(ctx, p.request.ReferenceID, u.options(WaitOptions{SessionID: p.session.ID}))
+	if err != nil || final.Status != dollr.StatusCompleted {
+		t.Fatalf("final %+v, %v (%s)", final, err, &u)
+	}
+	if !u.sawVia(ViaRealtime, dollr.StatusCompleted) || len(u.fallbacks) > 0 {
+		t.Errorf("want COMPLETED over realtime after two key renewals, no fallback; got %s", &u)
+	}
+}

@@ -750,8 +750,8 @@ func (ch *Channel) change(payload json.RawMessage, at time.Time) {
 	var head struct {
 		Type string `json:"type"`
 	}
-	if json.Unmarshal(p.Data, &head) != nil {
-		return
+	if json.Unmarshal(p.Data, &head) != nil || head.Type == "" {
+		return // data.type is required (supabase-js reads it for every event)
 	}
 	ch.c.mu.Lock()
 	ids := ch.ids

@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // The phx_join supabase-js 2.119.0 sends for the product snippet
@@ -130,6 +131,29 @@ func FuzzJoinReply(f *testing.F) {
 		st, err := ch.joinReply(b)
 		if st != ChannelSubscribed && err == nil {
 			t.Fatalf("status %s without an error", st)
+		}
+	})
+}
+
+// FuzzPostgresChange: any postgres_changes payload is delivered or dropped,
+// never a panic, and a delivered event names its type.
+func FuzzPostgresChange(f *testing.F) {
+	f.Add([]byte(`{"ids":[1001],"data":{"columns":[{"name":"id","type":"int8"}],"commit_timestamp":"2026-11-25T16:58:29.779Z","errors":null,"record":{"id":1,"status":"PENDING"},"schema":"public","table":"t","type":"INSERT"}}`))
+	f.Add([]byte(`{"ids":[1001],"data":{"type":"DELETE","old_record":{"id":1}}}`))
+	f.Add([]byte(`{"ids":"x","data":[]}`))
+	f.Add([]byte(`{"ids":[1001],"dAtA":{}}`)) // field names match case-insensitively; no type: dropped
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, raw := range []bool{false, true} {
+			ch := &Channel{c: &RealtimeConn{}, opts: ChannelOptions{
+				PostgresChanges: []PostgresChangesFilter{{Event: "*", Schema: "public", Table: "t"}},
+				RawChanges:      raw,
+				OnChange: func(ev *PostgresChange) {
+					if ev.Type == "" {
+						t.Fatalf("delivered an event without a type: %s", b)
+					}
+				},
+			}, ids: []json.RawMessage{json.RawMessage(`1001`)}}
+			ch.change(b, time.Time{})
 		}
 	})
 }
