@@ -148,19 +148,20 @@ func (d *DB) listenJobs() {
 }
 
 func (d *DB) listenJobsOnce() error {
-	conn, err := d.pool.Acquire(d.ctx)
+	// A connection of its own: a LISTENing session must not serve queries,
+	// and must not take a pool slot for good.
+	conn, err := pgx.ConnectConfig(d.ctx, d.listenCfg)
 	if err != nil {
 		return err
 	}
-	// A LISTENing session must not be reused by others.
-	defer func() { conn.Conn().Close(context.Background()); conn.Release() }()
+	defer conn.Close(context.Background())
 	if _, err := conn.Exec(d.ctx, "LISTEN "+jobChannel); err != nil {
 		return err
 	}
 	// Jobs may have been added while we were not listening.
 	d.signalJobs()
 	for {
-		if _, err := conn.Conn().WaitForNotification(d.ctx); err != nil {
+		if _, err := conn.WaitForNotification(d.ctx); err != nil {
 			return err
 		}
 		d.signalJobs()

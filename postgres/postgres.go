@@ -37,7 +37,8 @@ type Options struct {
 	Slot string
 	// Publication names the publication the slot streams (DefaultPublication).
 	Publication string
-	// MaxConns caps the connection pool (default: pgxpool's default).
+	// MaxConns caps the connection pool (default 10, or pool_max_conns in
+	// the URL). Capture and job notifications use one more connection each.
 	MaxConns int32
 	// StatusInterval is how often the feed reports its position to the server
 	// while idle (default 10s, well under wal_sender_timeout's default 60s).
@@ -52,14 +53,15 @@ type Options struct {
 
 // DB is a dollr.Store on PostgreSQL.
 type DB struct {
-	pool     *pgxpool.Pool
-	connCfg  *pgconn.Config // for replication connections
-	slot     string
-	pub      string
-	opts     Options
-	log      *slog.Logger
-	jobAdded chan struct{}
-	types    *typeCache
+	pool      *pgxpool.Pool
+	connCfg   *pgconn.Config  // for replication connections
+	listenCfg *pgx.ConnConfig // for the job notification listener
+	slot      string
+	pub       string
+	opts      Options
+	log       *slog.Logger
+	jobAdded  chan struct{}
+	types     *typeCache
 
 	ctx    context.Context // ends at Close; background work stops with it
 	cancel context.CancelFunc
@@ -93,6 +95,9 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*DB, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	} else if !strings.Contains(databaseURL, "pool_max_conns") {
+		// pgxpool's default (4 on a 2-core machine) is small for a server.
+		cfg.MaxConns = 10
 	}
 	// Times are written and read as UTC so rendering never depends on the
 	// server's TimeZone.
@@ -103,15 +108,16 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*DB, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	d := &DB{
-		pool:     pool,
-		connCfg:  cfg.ConnConfig.Config.Copy(),
-		pub:      opts.Publication,
-		slot:     opts.Slot,
-		opts:     opts,
-		log:      opts.Logger.With("component", "postgres"),
-		jobAdded: make(chan struct{}, 1),
-		ctx:      bg,
-		cancel:   cancel,
+		pool:      pool,
+		connCfg:   cfg.ConnConfig.Config.Copy(),
+		listenCfg: cfg.ConnConfig.Copy(),
+		pub:       opts.Publication,
+		slot:      opts.Slot,
+		opts:      opts,
+		log:       opts.Logger.With("component", "postgres"),
+		jobAdded:  make(chan struct{}, 1),
+		ctx:       bg,
+		cancel:    cancel,
 	}
 	d.types = newTypeCache(pool)
 	if err := d.setup(ctx); err != nil {
