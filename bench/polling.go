@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,7 @@ func runPolling(ctx context.Context, e *env) error {
 	detectedAt := make([][4]int64, n) // per payment and status bit: end of the first poll that saw it
 	finalSeen := make([]bool, n)
 	var requests, reqErrors, polling, done, nexec atomic.Int64
+	var execs span
 	var pollers sync.WaitGroup
 	e.prog.set("running", func() string {
 		return fmt.Sprintf("executed %d/%d, polling %d, final %d, requests %d", nexec.Load(), n, polling.Load(), done.Load(), requests.Load())
@@ -70,9 +72,12 @@ func runPolling(ctx context.Context, e *env) error {
 		defer pollers.Done()
 		defer polling.Add(-1)
 		last := first.Status
-		t := time.NewTimer(o.PollInterval)
+		// Each client's polls keep their own phase: the first comes at a
+		// random point of the first interval. (A fixed phase would lock onto
+		// the sandbox's fixed delay and report one constant detection delay.)
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(o.PollInterval))) + 1)
 		defer t.Stop()
-		for range int(deadline.Sub(time.Now())/o.PollInterval) + 1 { // bounded in count as well as time
+		for range int(time.Until(deadline)/o.PollInterval) + 2 { // bounded in count as well as time
 			select {
 			case <-ctx.Done():
 				return
@@ -105,6 +110,7 @@ func runPolling(ctx context.Context, e *env) error {
 	e.paceExecutions(ctx, ps, o.Rate/statusesPerPayment, execEnd, func(i int, res *client.ExecutionResponse, at time.Time) {
 		executed[i] = true
 		nexec.Add(1)
+		execs.add(at)
 		if bit := statusBit([]byte(res.Status)); bit != 0 {
 			detectedAt[i][bits.TrailingZeros8(bit)] = at.UnixNano()
 		}
@@ -161,9 +167,9 @@ func runPolling(ctx context.Context, e *env) error {
 	if w != nil {
 		d, ws := delay.Summarize(), w.latency.Summarize()
 		pr.DetectionDelay, pr.Witness = &d, &ws
-		r.AchievedRate = w.commits.rate(w.delivered.Load())
 		r.Duplicates, r.OutOfOrder = w.duplicates.Load(), w.outOfOrder.Load()
 	}
 	r.Polling = pr
+	r.AchievedRate = execs.rate(nexec.Load()) * statusesPerPayment
 	return nil
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -429,7 +430,7 @@ func readJoinReply(payload []byte) (ok bool, id int64, reason string) {
 				Event  string       `json:"event"`
 				Schema string       `json:"schema"`
 				Table  string       `json:"table"`
-				ID     *json.Number `json:"id"`
+				ID     json.RawMessage `json:"id"`
 			} `json:"postgres_changes"`
 		} `json:"response"`
 	}
@@ -440,11 +441,13 @@ func readJoinReply(payload []byte) (ok bool, id int64, reason string) {
 		return false, 0, r.Response.Reason
 	}
 	pc := r.Response.PostgresChanges
-	if len(pc) != 1 || pc[0].ID == nil || pc[0].Event != "*" || pc[0].Schema != dollr.PublicSchema || pc[0].Table != dollr.PublicStatusTable {
+	if len(pc) != 1 || pc[0].Event != "*" || pc[0].Schema != dollr.PublicSchema || pc[0].Table != dollr.PublicStatusTable {
 		return false, 0, "mismatch between server and client bindings for postgres changes"
 	}
-	n, err := pc[0].ID.Int64()
-	if err != nil {
+	// The id must be a JSON integer: events carry it as one, and supabase-js
+	// matches the two by type as well as value.
+	n, ok := parseInt(bytes.TrimSpace(pc[0].ID))
+	if !ok {
 		return false, 0, "binding id is not an integer"
 	}
 	return true, n, ""
