@@ -427,9 +427,9 @@ func readJoinReply(payload []byte) (ok bool, id int64, reason string) {
 		Response struct {
 			Reason          string `json:"reason"`
 			PostgresChanges []struct {
-				Event  string       `json:"event"`
-				Schema string       `json:"schema"`
-				Table  string       `json:"table"`
+				Event  string          `json:"event"`
+				Schema string          `json:"schema"`
+				Table  string          `json:"table"`
 				ID     json.RawMessage `json:"id"`
 			} `json:"postgres_changes"`
 		} `json:"response"`
