@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -378,6 +379,7 @@ func restartScenario(t *testing.T, bin string) {
 // checkRows: every row the snippet received is the subscribed payment's.
 func checkRows(t *testing.T, rs []record, p payment) {
 	t.Helper()
+	lastCommit := ""
 	for _, r := range rs {
 		if r.Kind != "change" {
 			continue
@@ -391,8 +393,19 @@ func checkRows(t *testing.T, rs []record, p payment) {
 		if r.EventType != "INSERT" && r.EventType != "UPDATE" {
 			t.Errorf("eventType %q for a payment row, want INSERT or UPDATE", r.EventType)
 		}
+		if !commitTimestamp.MatchString(r.CommitTimestamp) {
+			t.Errorf("commit_timestamp %q, want YYYY-MM-DDTHH:MM:SS.mmmZ", r.CommitTimestamp)
+		}
+		// Per row, events arrive in commit order (a repeat after a
+		// resubscribe carries the same timestamp).
+		if r.CommitTimestamp < lastCommit {
+			t.Errorf("commit_timestamp %s arrived after %s: events out of commit order", r.CommitTimestamp, lastCommit)
+		}
+		lastCommit = r.CommitTimestamp
 	}
 }
+
+var commitTimestamp = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
 
 // distinctStatuses lists payload.new.status in arrival order with repeats of
 // the same status collapsed: the latest-row event after a (re)subscribe may

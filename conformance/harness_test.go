@@ -404,21 +404,23 @@ func (a *api) waitStatus(t *testing.T, referenceID, want string) {
 
 // record is one JSON line a Node script reported (see harness.mjs).
 type record struct {
-	MS        int            `json:"ms"`
-	Kind      string         `json:"kind"` // ready, status, change, system, frame, fallback, fatal
-	Status    string         `json:"status"`
-	Error     string         `json:"error"`
-	EventType string         `json:"eventType"`
-	New       map[string]any `json:"new"`
-	Old       map[string]any `json:"old"`
-	Probe     string         `json:"probe"`
-	Binding   int            `json:"binding"`
-	Dir       string         `json:"dir"`
-	Socket    int            `json:"socket"`
-	Data      string         `json:"data"`
-	Message   string         `json:"message"`
-	Payload   map[string]any `json:"payload"`
-	line      string
+	MS        int    `json:"ms"`
+	Kind      string `json:"kind"` // ready, status, change, system, frame, fallback, fatal
+	Status    string `json:"status"`
+	Error     string `json:"error"`
+	EventType string `json:"eventType"`
+	// CommitTimestamp is the payload's commit_timestamp.
+	CommitTimestamp string         `json:"commit_timestamp"`
+	New             map[string]any `json:"new"`
+	Old             map[string]any `json:"old"`
+	Probe           string         `json:"probe"`
+	Binding         int            `json:"binding"`
+	Dir             string         `json:"dir"`
+	Socket          int            `json:"socket"`
+	Data            string         `json:"data"`
+	Message         string         `json:"message"`
+	Payload         map[string]any `json:"payload"`
+	line            string
 }
 
 // newStatus is payload.new.status of a change record.
@@ -499,7 +501,7 @@ func startJS(t *testing.T, script, vsn string) *jsClient {
 			cmd.Process.Kill()
 			<-waitDone
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("DOLLR_CONFORMANCE_DUMP") != "" {
 			t.Logf("%s", c.dump())
 		}
 	})
