@@ -248,3 +248,27 @@ func testJobAdded(t *testing.T, s dollr.Store) {
 		newExecution(t, s, m, dollr.Job{Kind: "k", RunAt: now()})
 	}
 }
+
+// testJobIDsNeverReused pins what the sandbox runner relies on: a job that ran
+// twice (its lease lapsed mid-run) completes its transition with DoneJobID, and
+// that must never delete a newer job that happens to get the same id.
+func testJobIDsNeverReused(t *testing.T, s dollr.Store) {
+	m := newMerchant(t, s)
+	t0 := now()
+	newExecution(t, s, m, dollr.Job{Kind: "first", RunAt: t0})
+	first := claim(t, s, t0, 10, time.Minute)
+	if len(first) != 1 {
+		t.Fatalf("claim = %+v, want one job", first)
+	}
+	if err := s.DeleteJob(ctx(t), first[0].ID); err != nil {
+		t.Fatalf("DeleteJob: %v", err)
+	}
+	newExecution(t, s, m, dollr.Job{Kind: "second", RunAt: t0})
+	second := claim(t, s, t0, 10, time.Minute)
+	if len(second) != 1 {
+		t.Fatalf("claim = %+v, want one job", second)
+	}
+	if second[0].ID <= first[0].ID {
+		t.Fatalf("new job id %d after deleting job %d: ids must only grow", second[0].ID, first[0].ID)
+	}
+}

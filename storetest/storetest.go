@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) dollr.Store) {
 		{"ClaimJobsConcurrent", testClaimJobsConcurrent},
 		{"RetryJob", testRetryJob},
 		{"DeleteJob", testDeleteJob},
+		{"JobIDsNeverReused", testJobIDsNeverReused},
 		{"NextJobAt", testNextJobAt},
 		{"JobAdded", testJobAdded},
 		{"FollowFromHead", testFollowFromHead},

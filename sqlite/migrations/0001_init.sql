@@ -16,7 +16,7 @@ CREATE TABLE settings (
 ) WITHOUT ROWID;
 
 CREATE TABLE parties (
-	id           INTEGER PRIMARY KEY,
+	id           INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a stale job run deletes only its own id
 	merchant_id  INTEGER NOT NULL REFERENCES merchants (id),
 	name         TEXT    NOT NULL,
 	phone        TEXT    NOT NULL,
@@ -57,7 +57,7 @@ CREATE TABLE sources (
 
 -- checkout_configs holds how a source is paid: mode, redirect URLs, the hosted page token.
 CREATE TABLE checkout_configs (
-	id           INTEGER PRIMARY KEY,
+	id           INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a stale job run deletes only its own id
 	source_id    INTEGER NOT NULL UNIQUE REFERENCES sources (id),
 	mode         TEXT    NOT NULL,
 	success_url  TEXT    NOT NULL,
@@ -142,7 +142,7 @@ CREATE TABLE checkout_payment_intent_public_status (
 CREATE UNIQUE INDEX public_status_by_session ON checkout_payment_intent_public_status (session_id);
 
 CREATE TABLE jobs (
-	id           INTEGER PRIMARY KEY,
+	id           INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: a stale job run deletes only its own id
 	kind         TEXT    NOT NULL,
 	execution_id INTEGER NOT NULL,
 	payload      TEXT    NOT NULL,
