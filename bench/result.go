@@ -92,6 +92,9 @@ type Machine struct {
 	CPU       string `json:"cpu,omitempty"`
 	GoVersion string `json:"go_version"`
 	OS        string `json:"os"`
+	// LoadAvg is the 1-minute load average when the run started: the machine
+	// is shared, and a busy one explains a slow run.
+	LoadAvg float64 `json:"load_avg_1m"`
 }
 
 // ThisMachine reads cores, memory and CPU model.
@@ -106,6 +109,11 @@ func ThisMachine() Machine {
 			}
 		}
 		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			m.LoadAvg, _ = strconv.ParseFloat(f[0], 64)
+		}
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {
@@ -162,7 +170,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		row("command", "%s", r.Command)
 	}
 	row("target", "%s", r.Target)
-	row("machine", "%d cores, %d MiB, %s", r.Machine.Cores, r.Machine.MemoryMiB, r.Machine.CPU)
+	row("machine", "%d cores, %d MiB, %s (load %.1f at start)", r.Machine.Cores, r.Machine.MemoryMiB, r.Machine.CPU, r.Machine.LoadAvg)
 	row("date", "%s", r.StartedAt.UTC().Format(time.RFC3339))
 	row("connections / subscriptions", "%d / %d", r.Connections, r.Subscriptions)
 	verdict := "nothing lost"
