@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +24,11 @@ type ServerUsage struct {
 	EndRSSBytes    uint64  `json:"end_rss_bytes"`
 	Samples        int     `json:"samples"`
 	CPUUtilization float64 `json:"cpu_utilization"` // CPU seconds per wall second (1.0 = one core busy)
+	// DeliveryLag is the server's own commit → socket write histogram over
+	// the window, when it exports one.
+	DeliveryLag *LagSummary `json:"delivery_lag,omitempty"`
+	// ToolCPUSeconds is what this tool process spent in the same window.
+	ToolCPUSeconds float64 `json:"tool_cpu_seconds"`
 }
 
 // usageSample is one reading of the server's counters.
@@ -158,6 +164,10 @@ type Sampler struct {
 	probe    *Probe
 	interval time.Duration
 
+	lagBefore    bucketCounts
+	lagSumBefore float64
+	toolBefore   float64
+
 	mu      sync.Mutex
 	first   usageSample
 	last    usageSample
@@ -177,6 +187,10 @@ func StartSampler(ctx context.Context, probe *Probe, interval time.Duration) (*S
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Sampler{probe: probe, interval: interval, first: first, last: first, peak: first.rss, samples: 1, cancel: cancel, done: make(chan struct{})}
+	if probe.MetricsURL != "" && probe.Client != nil {
+		s.lagBefore, s.lagSumBefore, _ = scrapeLag(ctx, probe.Client, probe.MetricsURL)
+	}
+	s.toolBefore = selfCPU()
 	go s.loop(ctx)
 	return s, nil
 }
@@ -223,16 +237,25 @@ func (s *Sampler) Stop(ctx context.Context) (ServerUsage, error) {
 	<-s.done
 	u, err := s.probe.sample(ctx)
 	s.add(u, err)
+	tool := selfCPU() - s.toolBefore
+	var lag *LagSummary
+	if s.lagBefore != nil {
+		if after, sum, err := scrapeLag(ctx, s.probe.Client, s.probe.MetricsURL); err == nil {
+			lag = lagBetween(s.lagBefore, after, s.lagSumBefore, sum)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wall := s.last.at.Sub(s.first.at).Seconds()
 	out := ServerUsage{
-		Source:        s.probe.source(),
-		CPUSeconds:    round3(s.last.cpu - s.first.cpu),
-		PeakRSSBytes:  s.peak,
-		StartRSSBytes: s.first.rss,
-		EndRSSBytes:   s.last.rss,
-		Samples:       s.samples,
+		Source:         s.probe.source(),
+		CPUSeconds:     round3(s.last.cpu - s.first.cpu),
+		PeakRSSBytes:   s.peak,
+		StartRSSBytes:  s.first.rss,
+		EndRSSBytes:    s.last.rss,
+		Samples:        s.samples,
+		DeliveryLag:    lag,
+		ToolCPUSeconds: round3(tool),
 	}
 	if wall > 0 {
 		out.CPUUtilization = round3(out.CPUSeconds / wall)
@@ -244,4 +267,14 @@ func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 
 func isCtxErr(err error) bool {
 	return err == context.Canceled || err == context.DeadlineExceeded || strings.Contains(err.Error(), "context canceled")
+}
+
+// selfCPU is this process's user+system CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
 }

@@ -205,6 +205,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if s := r.Server; s != nil {
 		row("server CPU", "%.2f s (%.2f cores) from %s", s.CPUSeconds, s.CPUUtilization, s.Source)
 		row("server RSS", "peak %.1f MiB (start %.1f, end %.1f)", mib(s.PeakRSSBytes), mib(s.StartRSSBytes), mib(s.EndRSSBytes))
+		if l := s.DeliveryLag; l != nil && l.Count > 0 {
+			row("server commit→socket write", "p50 ≤ %g ms  p99 ≤ %g ms  mean %.3f ms  (its /metrics histogram, n=%d)", l.P50AtMostMs, l.P99AtMostMs, l.MeanMs, l.Count)
+		}
+		row("tool CPU", "%.2f s", s.ToolCPUSeconds)
 	}
 	if r.RSSPerConnBytes != 0 {
 		row("server RSS per connection", "%.1f KiB", r.RSSPerConnBytes/1024)

@@ -1,0 +1,59 @@
+package bench
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+const sampleMetrics = `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 12.5
+process_resident_memory_bytes 1.2345678e+07
+process_open_fds{x="y"} 3
+dollr_realtime_delivery_lag_seconds_bucket{le="0.0005"} 10
+dollr_realtime_delivery_lag_seconds_bucket{le="0.001"} 90
+dollr_realtime_delivery_lag_seconds_bucket{le="0.005"} 99
+dollr_realtime_delivery_lag_seconds_bucket{le="+Inf"} 100
+dollr_realtime_delivery_lag_seconds_sum 0.1
+dollr_realtime_delivery_lag_seconds_count 100
+`
+
+func TestParseMetrics(t *testing.T) {
+	v, err := parseMetrics(strings.NewReader(sampleMetrics), "process_cpu_seconds_total", "process_resident_memory_bytes", "missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v["process_cpu_seconds_total"] != 12.5 || v["process_resident_memory_bytes"] != 12345678 || len(v) != 2 {
+		t.Fatalf("values = %v", v)
+	}
+}
+
+func TestLagBetween(t *testing.T) {
+	before, sumBefore, err := parseLag(strings.NewReader(strings.ReplaceAll(sampleMetrics, "} ", "} 0*")))
+	if err == nil {
+		t.Fatalf("a malformed count was accepted: %v", before)
+	}
+	after, sumAfter, err := parseLag(strings.NewReader(sampleMetrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, sumBefore = bucketCounts{}, 0
+	s := lagBetween(before, after, sumBefore, sumAfter)
+	if s.Count != 100 || s.P50AtMostMs != 1 || s.P99AtMostMs != 5 || s.MeanMs != 1 {
+		t.Fatalf("summary = %+v", s)
+	}
+	if lagBetween(nil, nil, 0, 0) != nil {
+		t.Fatal("a server without the histogram should give no summary")
+	}
+}
+
+func TestProcSampleOfSelf(t *testing.T) {
+	s, err := procSample(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.rss == 0 || s.cpu < 0 {
+		t.Fatalf("sample = %+v", s)
+	}
+}
