@@ -80,11 +80,12 @@ type presenceConfig struct {
 
 // joinParams is the part of a phx_join payload the server uses (§4).
 type joinParams struct {
-	token     string
-	bindings  []*binding
-	bcastSelf bool
-	bcastAck  bool
-	presence  presenceConfig
+	token            string
+	replicationReady bool
+	bindings         []*binding
+	bcastSelf        bool
+	bcastAck         bool
+	presence         presenceConfig
 }
 
 func parseJoinPayload(payload []byte) joinParams {
@@ -106,8 +107,9 @@ func parseJoinPayload(payload []byte) joinParams {
 	}
 	var cfg struct {
 		Broadcast struct {
-			Ack  json.RawMessage `json:"ack"`
-			Self json.RawMessage `json:"self"`
+			Ack              json.RawMessage `json:"ack"`
+			Self             json.RawMessage `json:"self"`
+			ReplicationReady json.RawMessage `json:"replication_ready"`
 		} `json:"broadcast"`
 		Presence struct {
 			Key     json.RawMessage `json:"key"`
@@ -125,6 +127,7 @@ func parseJoinPayload(payload []byte) joinParams {
 	}
 	p.bcastAck = flexBool(cfg.Broadcast.Ack)
 	p.bcastSelf = flexBool(cfg.Broadcast.Self)
+	p.replicationReady = flexBool(cfg.Broadcast.ReplicationReady)
 	p.presence.enabled = flexBool(cfg.Presence.Enabled)
 	_ = json.Unmarshal(cfg.Presence.Key, &p.presence.key)
 	for _, e := range cfg.PostgresChanges {
@@ -358,6 +361,9 @@ func (c *conn) join(f frame) {
 	reply = append(reply, "]}}"...)
 	c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", reply)})
 	s.m.joins.WithLabelValues(outcomeOK).Inc()
+	if p.replicationReady { // changes flow in-process: replication is always ready
+		ch.sendSystem("system", "ok", "Replication connection established")
+	}
 	if ch.pres.enabled {
 		ch.sendPresenceState()
 	}

@@ -48,17 +48,17 @@ type rawCondition struct {
 	negate bool
 }
 
-// FilterError is a filter the parser refuses. Its message is the real server's
+// filterError is a filter the parser refuses. Its message is the real server's
 // text after "Error parsing `filter` params: ".
-type FilterError struct{ Reason string }
+type filterError struct{ Reason string }
 
-func (e *FilterError) Error() string { return "Error parsing `filter` params: " + e.Reason }
+func (e *filterError) Error() string { return "Error parsing `filter` params: " + e.Reason }
 
 // parseFilter parses a postgres_changes filter. An empty or blank filter has
 // no conditions. It never panics.
 func parseFilter(s string) ([]rawCondition, error) {
 	if len(s) > maxFilterLen {
-		return nil, &FilterError{Reason: "filter is too long"}
+		return nil, &filterError{Reason: "filter is too long"}
 	}
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -114,11 +114,11 @@ func splitTopLevel(s string) []string {
 func parseSegment(seg string) (rawCondition, error) {
 	t := strings.TrimSpace(seg)
 	if t == "" {
-		return rawCondition{}, &FilterError{Reason: "filter must not contain empty segments (check for extra commas)"}
+		return rawCondition{}, &filterError{Reason: "filter must not contain empty segments (check for extra commas)"}
 	}
 	col, rest, ok := strings.Cut(t, "=")
 	if !ok {
-		return rawCondition{}, &FilterError{Reason: inspectList(t)}
+		return rawCondition{}, &filterError{Reason: inspectList(t)}
 	}
 	negate := false
 	if r, ok := strings.CutPrefix(rest, "not."); ok {
@@ -126,14 +126,14 @@ func parseSegment(seg string) (rawCondition, error) {
 	}
 	op, val, ok := strings.Cut(rest, ".")
 	if !ok {
-		return rawCondition{}, &FilterError{Reason: inspectList(rest)}
+		return rawCondition{}, &filterError{Reason: inspectList(rest)}
 	}
 	if _, known := filterOps[op]; !known {
-		return rawCondition{}, &FilterError{Reason: inspectList(op, val)}
+		return rawCondition{}, &filterError{Reason: inspectList(op, val)}
 	}
 	if op == "in" {
 		if len(val) < 2 || val[0] != '(' || val[len(val)-1] != ')' {
-			return rawCondition{}, &FilterError{Reason: "`in` filter value must be wrapped by parentheses"}
+			return rawCondition{}, &filterError{Reason: "`in` filter value must be wrapped by parentheses"}
 		}
 		val = "{" + val[1:len(val)-1] + "}"
 	} else {

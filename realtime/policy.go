@@ -10,8 +10,9 @@ import (
 // may be joined and which rows its postgres_changes subscriptions may see. It
 // is called at every join and again at every access_token refresh.
 type Policy interface {
-	// Authorize receives the claims (numbers as json.Number) and the sub-topic,
-	// i.e. the topic without its "realtime:" prefix.
+	// Authorize receives the verified claims (numbers as json.Number; shared,
+	// so read-only) and the sub-topic, i.e. the topic without "realtime:".
+	// Authorize runs on the connection's goroutine; it should be quick.
 	Authorize(claims map[string]any, subTopic string) (Grant, error)
 }
 
@@ -58,5 +59,7 @@ type Snapshotter interface {
 	// changes of type INSERT (or UPDATE), and the Seq of the newest change the
 	// read reflects. Live changes at or below that Seq are not delivered to the
 	// subscription afterwards, which keeps each row's events in commit order.
+	// So read the Seq in the same transaction as the rows (or before them),
+	// never after: a Seq newer than the rows would hide a change.
 	Snapshot(ctx context.Context, schema, table string, eq map[string]string) ([]dollr.Change, uint64, error)
 }
