@@ -279,10 +279,12 @@ func TestBrowserMobileMoneyPaidLive(t *testing.T) {
 		t.Fatalf("total %q", got)
 	}
 	b.screenshot("checkout-form.png")
+	start := time.Now()
 	b.payByPhone("+231 77 123 4567")
 	b.waitState(10*time.Second, "watching")
 	b.waitFor(10*time.Second, "the realtime subscription", `document.getElementById("checkout").dataset.realtime === "subscribed"`)
 	b.waitState(20*time.Second, "paid")
+	t.Logf("pay click to paid screen: %v (sandbox delay 1s)", time.Since(start).Round(time.Millisecond))
 
 	d := b.dataset()
 	// The status reached the page over realtime, without a reload and without polling.
