@@ -48,14 +48,16 @@ func isLoopbackHost(h string) bool {
 }
 
 // CheckConns refuses a run that would open more than MaxConnsPerProcess
-// sockets or more than the process's open-files limit allows.
-func CheckConns(n int) error {
-	if n > MaxConnsPerProcess {
-		return fmt.Errorf("bench: %d connections exceed %d per process (open files are capped at 20,000 per process for the tool and for the server); run several tool processes against a server sized for it", n, MaxConnsPerProcess)
+// realtime sockets, or more descriptors (sockets, extra for HTTP, plus a
+// reserve) than the process's open-files limit allows.
+func CheckConns(sockets, extra int) error {
+	if sockets > MaxConnsPerProcess {
+		return fmt.Errorf("bench: %d connections exceed %d per process (open files are capped at 20,000 per process for the tool and for the server); run several tool processes against a server sized for it", sockets, MaxConnsPerProcess)
 	}
+	need := sockets + extra + fdReserve
 	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(n+fdReserve) > lim.Cur {
-		return fmt.Errorf("bench: %d connections need about %d open files, but the limit is %d (raise it with ulimit -n)", n, n+fdReserve, lim.Cur)
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(need) > lim.Cur {
+		return fmt.Errorf("bench: %d connections need about %d open files, but the limit is %d (raise it with ulimit -n)", sockets, need, lim.Cur)
 	}
 	return nil
 }

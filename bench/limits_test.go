@@ -32,10 +32,13 @@ func TestCheckTarget(t *testing.T) {
 }
 
 func TestCheckConns(t *testing.T) {
-	if err := CheckConns(MaxConnsPerProcess + 1); err == nil {
+	if err := CheckConns(MaxConnsPerProcess+1, 0); err == nil {
 		t.Fatal("more than MaxConnsPerProcess connections were allowed")
 	}
-	if err := CheckConns(100); err != nil {
+	if err := CheckConns(MaxConnsPerProcess, 1<<30); err == nil {
+		t.Fatal("more descriptors than the open-files limit were allowed")
+	}
+	if err := CheckConns(100, maxHTTPConns); err != nil {
 		t.Fatalf("100 connections refused: %v", err)
 	}
 }

@@ -56,7 +56,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if _, err := CheckTarget(supabase, o.AllowRemote); err != nil {
 		return nil, err
 	}
-	if err := CheckConns(plannedConns(o) + maxHTTPConns); err != nil {
+	if err := CheckConns(plannedConns(o), maxHTTPConns); err != nil {
 		return nil, err
 	}
 	wsURL, err := realtimeURL(supabase, o.Credentials.SupabaseAnonKey)
