@@ -26,6 +26,13 @@ type PublicStatus struct {
 	GatewayMessage string // empty renders as null
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+
+	// CommitTime is not a column: a store may set it, when reading the row, to
+	// a time no earlier than the commit of the row's current state, for the
+	// commit_timestamp of a snapshot event. Zero means unknown (use
+	// UpdatedAt). PostgreSQL commits after the writer set updated_at, so its
+	// change events carry a later commit time than updated_at.
+	CommitTime time.Time
 }
 
 // PublicStatusColumns lists the table's columns in attnum order with their

@@ -564,3 +564,27 @@ func TestJobAddedAcrossServers(t *testing.T) {
 		t.Fatalf("b claims %v, %v; want the job", jobs, err)
 	}
 }
+
+// A snapshot's commit time is no earlier than the commit of the state it
+// shows, as the feed reports that commit.
+func TestPublicStatusCommitTime(t *testing.T) {
+	db, _ := open(t)
+	m := newMerchant(t, db)
+	f := follow(t, db, 0)
+	f.live(t, db, m)
+	e := mustPending(t, db, m)
+	got := f.waitFor(t, "the insert", func(cs []dollr.Change) bool { return has(cs, e.ID, dollr.ChangeInsert, "") })
+	var commit time.Time
+	for _, c := range got {
+		if rowID(c) == e.ID {
+			commit = c.CommitTime
+		}
+	}
+	row, _, err := db.PublicStatus(ctxT(t), e.SessionID, e.ReferenceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.CommitTime.Before(commit) || row.CommitTime.Before(row.UpdatedAt) {
+		t.Fatalf("snapshot commit time %v is before the row's commit %v or updated_at %v", row.CommitTime, commit, row.UpdatedAt)
+	}
+}

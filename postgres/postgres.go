@@ -198,6 +198,7 @@ const (
 	codeUndefinedObject    = "42704"
 	codeDuplicateObject    = "42710"
 	codeInsufficientPrivil = "42501"
+	codeConfigLimit        = "53400"
 )
 
 func pgCode(err error) string {

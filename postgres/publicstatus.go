@@ -17,6 +17,9 @@ import (
 // A transaction can have written its commit record and not yet become
 // visible; FOR SHARE waits for any such writer of the row to finish and
 // then returns the row as it left it, so the row is never older than seq.
+//
+// CommitTime is the clock when the row was read, after any writer of it
+// finished: no earlier than the commit of the state returned.
 func (d *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID string) (*dollr.PublicStatus, uint64, error) {
 	if _, err := uuid.Parse(referenceID); err != nil {
 		return nil, 0, dollr.NotFound("execution")
@@ -32,13 +35,13 @@ func (d *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID stri
 		gateway     *string
 	)
 	b.Queue(`SELECT id, reference_id::text, session_id, source_type, source_id, status, payer_amount, payer_currency,
-		payment_method, requires_action, gateway_message, created_at, updated_at
+		payment_method, requires_action, gateway_message, created_at, updated_at, clock_timestamp()
 		FROM checkout_payment_intent_public_status
 		WHERE session_id = $1 AND reference_id = $2::uuid
 		ORDER BY id DESC LIMIT 1
 		FOR SHARE`, sessionID, referenceID).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&p.ID, &p.ReferenceID, &p.SessionID, &typ, &p.SourceID, &status, amount{&p.PayerAmount},
-			&p.PayerCurrency, &p.PaymentMethod, &p.RequiresAction, &gateway, &p.CreatedAt, &p.UpdatedAt)
+			&p.PayerCurrency, &p.PaymentMethod, &p.RequiresAction, &gateway, &p.CreatedAt, &p.UpdatedAt, &p.CommitTime)
 	})
 	if err := d.pool.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -50,6 +53,6 @@ func (d *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID stri
 	if gateway != nil {
 		p.GatewayMessage = *gateway
 	}
-	p.CreatedAt, p.UpdatedAt = utc(p.CreatedAt), utc(p.UpdatedAt)
+	p.CreatedAt, p.UpdatedAt, p.CommitTime = utc(p.CreatedAt), utc(p.UpdatedAt), utc(p.CommitTime)
 	return p, uint64(lsn), nil
 }

@@ -129,8 +129,12 @@ func ensureSlot(ctx context.Context, conn *pgxpool.Conn, slot string) error {
 		return nil
 	}
 	if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot); err != nil {
-		if pgCode(err) == codeDuplicateObject {
+		switch pgCode(err) {
+		case codeDuplicateObject:
 			return nil
+		case codeConfigLimit:
+			return fmt.Errorf("%w: creating replication slot %s: %v: raise max_replication_slots (restart needed) "+
+				"or drop slots nobody reads (SELECT slot_name FROM pg_replication_slots WHERE NOT active)", ErrSetup, slot, err)
 		}
 		return fmt.Errorf("postgres: create replication slot %s: %w", slot, err)
 	}
