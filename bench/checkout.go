@@ -107,9 +107,12 @@ func (w *watchSet) onChange(sub int, c *rowChange, at time.Time) {
 func runCheckout(ctx context.Context, e *env) error {
 	o := e.o
 	n := min(o.N, max(o.MaxEvents/statusesPerPayment, 1))
-	ps, err := e.preparePayments(ctx, n, o.Phone, true)
+	ps, err := e.preparePayments(ctx, n, o.Phone, o.Subscribe)
 	if err != nil {
 		return err
+	}
+	if !o.Subscribe {
+		return runCheckoutBaseline(ctx, e, ps)
 	}
 	specs := make([]subSpec, n)
 	for i, p := range ps {
@@ -204,4 +207,46 @@ func (e *env) tally(ctx context.Context, ps []*payment, executed []bool, w *watc
 	r.Latency = &s
 	r.DeliveryRate = w.receipts.rate(w.delivered.Load())
 	return nil
+}
+
+// runCheckoutBaseline executes the payments with nobody watching and waits
+// the full Drain (there is nothing to wait on), then asks the Status API how
+// far each got. Delivered counts payments that reached a final status.
+func runCheckoutBaseline(ctx context.Context, e *env, ps []*payment) error {
+	o := e.o
+	e.res.SetupSeconds = time.Since(e.started).Seconds()
+	sampler, err := e.startSampler(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	executed := make([]bool, len(ps))
+	var nexec atomic.Int64
+	var execs span
+	e.prog.set("running (no watchers)", func() string { return fmt.Sprintf("executed %d/%d", nexec.Load(), len(ps)) })
+	e.paceExecutions(ctx, ps, o.Rate/statusesPerPayment, start.Add(o.Duration), func(i int, _ *client.ExecutionResponse, at time.Time) {
+		executed[i] = true
+		nexec.Add(1)
+		execs.add(at)
+	})
+	waitUntil(ctx, o.Drain, func() bool { return false })
+	e.res.MeasuredSeconds = time.Since(start).Seconds()
+	e.stopSampler(ctx, sampler)
+	e.prog.set("verifying", func() string { return "" })
+	var final atomic.Int64
+	err = forEach(context.WithoutCancel(ctx), len(ps), o.Concurrency, func(ctx context.Context, i int) error {
+		if !executed[i] {
+			return nil
+		}
+		res, err := e.api.CollectionStatus(ctx, ps[i].referenceID)
+		if err != nil {
+			e.errs.add("status %s: %v", ps[i].referenceID, err)
+		} else if res.Status.Terminal() {
+			final.Add(1)
+		}
+		return nil
+	})
+	e.res.Expected, e.res.Delivered = nexec.Load(), final.Load()
+	e.res.AchievedRate = execs.rate(nexec.Load()) * statusesPerPayment
+	return err
 }

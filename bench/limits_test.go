@@ -49,7 +49,8 @@ func TestPlannedConns(t *testing.T) {
 		o    Options
 		want int
 	}{
-		{"checkout one socket each", Options{Scenario: "checkout", N: 5000, ChannelsPerConn: 1}, 5000},
+		{"checkout one socket each", Options{Scenario: "checkout", N: 5000, ChannelsPerConn: 1, Subscribe: true}, 5000},
+		{"checkout baseline", Options{Scenario: "checkout", N: 5000, ChannelsPerConn: 1}, 0},
 		{"changes K per row", Options{Scenario: "changes", N: 1000, Subscribers: 10, ChannelsPerConn: 100}, 100},
 		{"changes never two channels of a row per socket", Options{Scenario: "changes", N: 10, Subscribers: 3, ChannelsPerConn: 50}, 3},
 		{"polling witness multiplexed", Options{Scenario: "polling", N: 5000, Witness: true, ChannelsPerConn: 1}, 50},

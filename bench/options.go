@@ -32,6 +32,10 @@ type Options struct {
 	ChannelsPerConn int
 	// PollInterval is how often each polling client asks (polling).
 	PollInterval time.Duration
+	// Subscribe watches each checkout payment over realtime. Without it the
+	// run is a baseline: the same payments, nobody watching, and a fixed
+	// Drain wait; its server CPU is what watching costs are measured against.
+	Subscribe bool
 	// Witness subscribes one realtime channel per polled payment, multiplexed
 	// on few sockets, to learn each status change's commit time (polling).
 	Witness bool
@@ -75,6 +79,7 @@ func Defaults(scenario string) Options {
 		ChannelsPerConn: 1,
 		PollInterval:    2 * time.Second,
 		Witness:         true,
+		Subscribe:       true,
 		Phone:           "231770000055",
 		Duration:        60 * time.Second,
 		MaxEvents:       10_000_000,

@@ -135,6 +135,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 func plannedConns(o Options) int {
 	cpc := max(o.ChannelsPerConn, 1)
 	switch o.Scenario {
+	case "checkout":
+		if !o.Subscribe {
+			return 0
+		}
 	case "changes":
 		cpc = min(cpc, o.N) // a socket never carries two channels on one row
 		return ceilDiv(o.N*o.Subscribers, cpc)

@@ -65,6 +65,18 @@ func TestSmokePolling(t *testing.T) {
 	}
 }
 
+// The no-watcher baseline only executes and verifies through the Status API.
+func TestSmokeCheckoutBaseline(t *testing.T) {
+	s := startServer(t)
+	o := s.smokeOptions("checkout")
+	o.Subscribe, o.Drain = false, 2*time.Second
+	r := runScenario(t, o)
+	requireNothingLost(t, r)
+	if r.Expected != 20 || r.Connections != 0 {
+		t.Fatalf("baseline: expected %d payments over %d sockets, want 20 over 0", r.Expected, r.Connections)
+	}
+}
+
 // The count bound: MaxEvents of 30 status changes allows 10 payments of 50.
 func TestCheckoutStopsAtMaxEvents(t *testing.T) {
 	s := startServer(t)
