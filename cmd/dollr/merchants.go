@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -54,6 +55,7 @@ same data directory. The client secret is shown only here: the store keeps its
 SHA-256 hash.`)
 	name := fs.String("name", "", "merchant name (required)")
 	dataDir := fs.String("data-dir", envOr("DOLLR_DATA_DIR", "./dollr-data"), "data directory (env DOLLR_DATA_DIR)")
+	databaseURL := fs.String("database-url", os.Getenv("DATABASE_URL"), databaseURLUsage)
 	if code := parseFlags(fs, args[1:]); code >= 0 {
 		return code
 	}
@@ -61,7 +63,7 @@ SHA-256 hash.`)
 		fmt.Fprintln(os.Stderr, "dollr merchants create: --name is required")
 		return 2
 	}
-	store, err := openStore(ctx, *dataDir)
+	store, err := openStore(ctx, storeConfig{DataDir: *dataDir, DatabaseURL: *databaseURL}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dollr merchants create: %v\n", err)
 		return 1

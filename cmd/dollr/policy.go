@@ -82,8 +82,14 @@ func (s statusSnapshotter) Snapshot(ctx context.Context, schema, table string, e
 	} else if err != nil {
 		return nil, 0, err
 	}
+	// PostgreSQL knows a time no earlier than the commit the row reflects; a
+	// snapshot stamped earlier than a live event already sent would look stale.
+	commitTime := row.CommitTime
+	if commitTime.IsZero() {
+		commitTime = row.UpdatedAt
+	}
 	return []dollr.Change{{
-		Seq: seq, Schema: schema, Table: table, Type: dollr.ChangeInsert, CommitTime: row.UpdatedAt,
+		Seq: seq, Schema: schema, Table: table, Type: dollr.ChangeInsert, CommitTime: commitTime,
 		Columns: dollr.PublicStatusColumns, Record: row.Record(),
 	}}, seq, nil
 }

@@ -35,6 +35,7 @@ func init() {
 // serveConfig is everything `dollr serve` is configured with.
 type serveConfig struct {
 	DataDir          string
+	DatabaseURL      string
 	Addr             string
 	PublicURL        string
 	SandboxDelay     time.Duration
@@ -57,6 +58,7 @@ creates a sandbox merchant and writes <data-dir>/credentials.json (0600); a
 restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`)
 	var c serveConfig
 	fs.StringVar(&c.DataDir, "data-dir", envOr("DOLLR_DATA_DIR", "./dollr-data"), "data directory: SQLite database and credentials.json (env DOLLR_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), databaseURLUsage)
 	fs.StringVar(&c.Addr, "addr", envOr("DOLLR_ADDR", "127.0.0.1:8080"), "listen address; port 0 picks a free port (env DOLLR_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "public origin clients use, e.g. https://pay.example.com (default http://<actual listen address>)")
 	fs.DurationVar(&c.SandboxDelay, "sandbox-delay", sandbox.DefaultDelay, "sandbox: time from execute to a normal payment's final status")
@@ -99,7 +101,7 @@ func newLogger(format, level string) (*slog.Logger, error) {
 }
 
 func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
-	store, err := openStore(ctx, c.DataDir)
+	store, err := openStore(ctx, storeConfig{DataDir: c.DataDir, DatabaseURL: c.DatabaseURL}, log.With("component", "store"))
 	if err != nil {
 		return err
 	}
