@@ -82,3 +82,26 @@ const (
 	ModeHosted = "HOSTED"
 	ModeDirect = "DIRECT"
 )
+
+// CheckPayable returns nil if a new collection may start against a source in
+// status s, else an ECONFLICT error on body.<field> saying why. The API checks
+// it for a clear answer and the stores check it again inside the execution's
+// transaction, so two sessions of one source can never both start a payment.
+func (s SourceStatus) CheckPayable(field string) *Error {
+	var msg string
+	switch s {
+	case SourceActive:
+		return nil
+	case SourceIdle:
+		msg = "Source is IDLE: publish it before paying"
+	case SourceProcessing:
+		msg = "Source is PROCESSING: a payment is already in progress"
+	case SourcePaid:
+		msg = "Source is already PAID"
+	case SourceCanceled:
+		msg = "Source is CANCELED"
+	default:
+		msg = "Source cannot be paid in status " + string(s)
+	}
+	return &Error{Code: ECONFLICT, Message: msg, Fields: []FieldError{{Loc: []any{"body", field}, Msg: msg, Type: "source_status"}}}
+}

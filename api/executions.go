@@ -124,7 +124,7 @@ func (s *Server) collect(ctx context.Context, merchantID int64, req CollectReque
 		if err != nil {
 			return nil, false, err
 		}
-		if perr := payable(src, "session_id"); perr != nil {
+		if perr := src.Status.CheckPayable("session_id"); perr != nil {
 			fields = append(fields, perr.Fields...)
 		} else if req.Currency != src.Currency {
 			add("currency", "currency_mismatch", "Currency must be "+src.Currency+", the source's currency (the sandbox does no FX)")

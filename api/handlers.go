@@ -67,7 +67,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request, mer
 		s.writeError(w, r, err)
 		return
 	}
-	if err := payable(src, "source_id"); err != nil {
+	if err := src.Status.CheckPayable("source_id"); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -96,23 +96,6 @@ func (s *Server) source(r *http.Request, merchantID, id int64, typ dollr.SourceT
 		return nil, dollr.NotFound("Source")
 	}
 	return src, nil
-}
-
-// payable refuses a source that cannot take a new payment, on body field.
-func payable(src *dollr.Source, field string) *dollr.Error {
-	switch src.Status {
-	case dollr.SourceActive:
-		return nil
-	case dollr.SourceIdle:
-		return fieldError("source_status", "Source is IDLE: publish it before paying", field)
-	case dollr.SourceProcessing:
-		return fieldError("source_status", "Source is PROCESSING: a payment is already in progress", field)
-	case dollr.SourcePaid:
-		return fieldError("source_status", "Source is already PAID", field)
-	case dollr.SourceCanceled:
-		return fieldError("source_status", "Source is CANCELED", field)
-	}
-	return fieldError("source_status", "Source cannot be paid in status "+string(src.Status), field)
 }
 
 // GET /v1/status/collection/{reference_id}

@@ -78,6 +78,15 @@ func (d *DB) CreateExecution(ctx context.Context, e *dollr.Execution, jobs []dol
 		if err != nil {
 			return err
 		}
+		// The row lock serialises executions of one source: a second session's
+		// execution waits here, then sees the first one's PROCESSING and fails.
+		var sourceStatus string
+		if err := tx.QueryRow(ctx, `SELECT status FROM sources WHERE id = $1 FOR UPDATE`, stored.SourceID).Scan(&sourceStatus); err != nil {
+			return err
+		}
+		if err := dollr.SourceStatus(sourceStatus).CheckPayable("session_id"); err != nil {
+			return err
+		}
 		created = true
 		if err := insertPublicStatus(ctx, tx, &stored); err != nil {
 			return err

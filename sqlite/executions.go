@@ -98,6 +98,14 @@ func (db *DB) CreateExecution(ctx context.Context, e *dollr.Execution, jobs []do
 		if used > 0 {
 			return sessionUsed()
 		}
+		// Under the write lock, so two sessions of one source never both start a payment.
+		var sourceStatus string
+		if err := tx.queryRow(ctx, `SELECT status FROM sources WHERE id = ?`, e.SourceID).Scan(&sourceStatus); err != nil {
+			return internal(err)
+		}
+		if err := dollr.SourceStatus(sourceStatus).CheckPayable("session_id"); err != nil {
+			return err
+		}
 
 		s := *e
 		if s.CreatedAt.IsZero() {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -445,4 +446,53 @@ func testApplyTransitionFailed(t *testing.T, s dollr.Store) {
 func testApplyTransitionNotFound(t *testing.T, s dollr.Store) {
 	_, _, err := s.ApplyTransition(ctx(t), dollr.Transition{ExecutionID: 424242, From: dollr.StatusPending, To: dollr.StatusProcessing, At: now()})
 	wantCode(t, err, dollr.ENOTFOUND, "ApplyTransition(unknown execution)")
+}
+
+// testCreateExecutionOneSourceOnePayment: sessions of one source race to pay
+// it; exactly one execution may start while the source is not ACTIVE, and a
+// FAILED one frees the source for the next attempt.
+func testCreateExecutionOneSourceOnePayment(t *testing.T, s dollr.Store) {
+	m := newMerchant(t, s)
+	c := newChain(t, s, m)
+	const racers = 8
+	chains := make([]*chain, racers)
+	for i := range chains {
+		cc := *c
+		cc.sess = newSession(t, s, m, c.src)
+		chains[i] = &cc
+	}
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		winners   []*dollr.Execution
+		conflicts int
+	)
+	for _, cc := range chains {
+		wg.Go(func() {
+			stored, created, err := s.CreateExecution(context.Background(), cc.execution(), nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && created:
+				winners = append(winners, stored)
+			case dollr.ErrorCode(err) == dollr.ECONFLICT:
+				conflicts++
+			default:
+				t.Errorf("CreateExecution = %v, %v, %v", stored, created, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(winners) != 1 || conflicts != racers-1 {
+		t.Fatalf("%d executions started on one source (%d conflicts), want exactly 1", len(winners), conflicts)
+	}
+	// Another session while the first is in flight: refused on session_id.
+	late := *c
+	late.sess = newSession(t, s, m, c.src)
+	_, _, err := s.CreateExecution(ctx(t), late.execution(), nil)
+	wantCode(t, err, dollr.ECONFLICT, "CreateExecution on a PROCESSING source")
+	wantFieldLoc(t, err, "body", "session_id")
+	// A failed payment returns the source to ACTIVE: a new session may try again.
+	transition(t, s, winners[0], dollr.StatusFailed)
+	create(t, s, late.execution())
 }

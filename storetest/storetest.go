@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) dollr.Store) {
 		{"CreateExecutionConcurrent", testCreateExecutionConcurrent},
 		{"CreateExecutionPerMerchant", testCreateExecutionPerMerchant},
 		{"CreateExecutionSessionConflict", testCreateExecutionSessionConflict},
+		{"CreateExecutionOneSourceOnePayment", testCreateExecutionOneSourceOnePayment},
 		{"ApplyTransition", testApplyTransition},
 		{"ApplyTransitionStale", testApplyTransitionStale},
 		{"ApplyTransitionIllegal", testApplyTransitionIllegal},
