@@ -62,6 +62,9 @@ type Options struct {
 	// otherwise they come from /metrics.
 	ServerPID      int
 	SampleInterval time.Duration
+	// DBPID is a local database server's root process (PostgreSQL's
+	// postmaster): its process tree's CPU is reported beside the server's.
+	DBPID int
 
 	// Progress receives a live progress line (nil: none).
 	Progress io.Writer

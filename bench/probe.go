@@ -29,6 +29,10 @@ type ServerUsage struct {
 	DeliveryLag *LagSummary `json:"delivery_lag,omitempty"`
 	// ToolCPUSeconds is what this tool process spent in the same window.
 	ToolCPUSeconds float64 `json:"tool_cpu_seconds"`
+	// DBCPUSeconds is what a local database server's process tree (e.g.
+	// PostgreSQL's postmaster and its backends) spent in the window; the
+	// server's own CPU figure does not include it.
+	DBCPUSeconds float64 `json:"db_cpu_seconds,omitempty"`
 }
 
 // usageSample is one reading of the server's counters.
@@ -45,6 +49,8 @@ type Probe struct {
 	PID        int
 	MetricsURL string
 	Client     *http.Client
+	// DBPID is a local database server's root process, or 0.
+	DBPID int
 }
 
 func (p *Probe) source() string {
@@ -64,27 +70,72 @@ func (p *Probe) sample(ctx context.Context) (usageSample, error) {
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc/<pid>/stat.
 const clockTicks = 100
 
-func procSample(pid int) (usageSample, error) {
-	s := usageSample{at: time.Now()}
+// procStat reads a process's parent and CPU times (in clock ticks) from
+// /proc/<pid>/stat: its own, and its waited-for children's.
+func procStat(pid int) (ppid int, own, children uint64, err error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return s, err
+		return 0, 0, 0, err
 	}
 	// The command name (field 2) may hold spaces; the fields we need follow its ')'.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return s, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
+		return 0, 0, 0, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
 	}
 	f := strings.Fields(string(stat[i+1:]))
 	if len(f) < 22 {
-		return s, fmt.Errorf("bench: short /proc/%d/stat", pid)
+		return 0, 0, 0, fmt.Errorf("bench: short /proc/%d/stat", pid)
 	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64) // field 14
-	stime, err2 := strconv.ParseUint(f[12], 10, 64) // field 15
-	if err1 != nil || err2 != nil {
-		return s, fmt.Errorf("bench: bad cpu times in /proc/%d/stat", pid)
+	var v [5]uint64 // ppid, utime, stime, cutime, cstime: fields 4, 14-17
+	for j, k := range []int{1, 11, 12, 13, 14} {
+		if v[j], err = strconv.ParseUint(f[k], 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("bench: bad /proc/%d/stat", pid)
+		}
 	}
-	s.cpu = float64(utime+stime) / clockTicks
+	return int(v[0]), v[1] + v[2], v[3] + v[4], nil
+}
+
+// treeCPU is the CPU seconds of root and all its live descendants, plus
+// what root's exited children spent.
+func treeCPU(root int) (float64, error) {
+	_, own, children, err := procStat(root)
+	if err != nil {
+		return 0, err
+	}
+	total := own + children
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	parent := map[int]int{}
+	ticks := map[int]uint64{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == root {
+			continue
+		}
+		if pp, t, _, err := procStat(pid); err == nil {
+			parent[pid], ticks[pid] = pp, t
+		}
+	}
+	for pid, t := range ticks {
+		for p, hops := parent[pid], 0; p > 1 && hops < 64; p, hops = parent[p], hops+1 {
+			if p == root {
+				total += t
+				break
+			}
+		}
+	}
+	return float64(total) / clockTicks, nil
+}
+
+func procSample(pid int) (usageSample, error) {
+	s := usageSample{at: time.Now()}
+	_, ticks, _, err := procStat(pid)
+	if err != nil {
+		return s, err
+	}
+	s.cpu = float64(ticks) / clockTicks
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err
@@ -167,6 +218,7 @@ type Sampler struct {
 	lagBefore    bucketCounts
 	lagSumBefore float64
 	toolBefore   float64
+	dbBefore     float64
 
 	mu      sync.Mutex
 	first   usageSample
@@ -191,6 +243,12 @@ func StartSampler(ctx context.Context, probe *Probe, interval time.Duration) (*S
 		s.lagBefore, s.lagSumBefore, _ = scrapeLag(ctx, probe.Client, probe.MetricsURL)
 	}
 	s.toolBefore = selfCPU()
+	if probe.DBPID > 0 {
+		if s.dbBefore, err = treeCPU(probe.DBPID); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
 	go s.loop(ctx)
 	return s, nil
 }
@@ -238,6 +296,12 @@ func (s *Sampler) Stop(ctx context.Context) (ServerUsage, error) {
 	u, err := s.probe.sample(ctx)
 	s.add(u, err)
 	tool := selfCPU() - s.toolBefore
+	var db float64
+	if s.probe.DBPID > 0 {
+		if v, err := treeCPU(s.probe.DBPID); err == nil {
+			db = v - s.dbBefore
+		}
+	}
 	var lag *LagSummary
 	if s.lagBefore != nil {
 		if after, sum, err := scrapeLag(ctx, s.probe.Client, s.probe.MetricsURL); err == nil {
@@ -256,6 +320,7 @@ func (s *Sampler) Stop(ctx context.Context) (ServerUsage, error) {
 		Samples:        s.samples,
 		DeliveryLag:    lag,
 		ToolCPUSeconds: round3(tool),
+		DBCPUSeconds:   round3(db),
 	}
 	if wall > 0 {
 		out.CPUUtilization = round3(out.CPUSeconds / wall)

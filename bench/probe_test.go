@@ -2,8 +2,10 @@ package bench
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 const sampleMetrics = `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
@@ -55,5 +57,37 @@ func TestProcSampleOfSelf(t *testing.T) {
 	}
 	if s.rss == 0 || s.cpu < 0 {
 		t.Fatalf("sample = %+v", s)
+	}
+}
+
+// The tree's CPU includes a child that burns CPU.
+func TestTreeCPUCountsChildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Wait (bounded) until the child has used measurable CPU.
+	var child uint64
+	for deadline := time.Now().Add(30 * time.Second); child == 0; {
+		var err error
+		if _, child, _, err = procStat(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Skip("the child used no measurable CPU in 30s (machine too busy)")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	own, err := procSample(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := treeCPU(os.Getpid()) // read last: CPU times only grow
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := own.cpu + float64(child)/clockTicks; tree < want-1e-9 {
+		t.Fatalf("tree CPU %.2f s < own %.2f s + child %.2f s", tree, own.cpu, float64(child)/clockTicks)
 	}
 }

@@ -208,6 +208,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if l := s.DeliveryLag; l != nil && l.Count > 0 {
 			row("server commit→socket write", "p50 ≤ %g ms  p99 ≤ %g ms  mean %.3f ms  (its /metrics histogram, n=%d)", l.P50AtMostMs, l.P99AtMostMs, l.MeanMs, l.Count)
 		}
+		if s.DBCPUSeconds > 0 {
+			row("database CPU", "%.2f s (its process tree)", s.DBCPUSeconds)
+		}
 		row("tool CPU", "%.2f s", s.ToolCPUSeconds)
 	}
 	if r.RSSPerConnBytes != 0 {

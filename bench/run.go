@@ -156,7 +156,7 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // startSampler starts measuring the server; a server without the process
 // collector series makes the run fail, since CPU is a required output.
 func (e *env) startSampler(ctx context.Context) (*Sampler, error) {
-	probe := &Probe{PID: e.o.ServerPID, MetricsURL: e.res.Target + "/metrics", Client: e.http}
+	probe := &Probe{PID: e.o.ServerPID, MetricsURL: e.res.Target + "/metrics", Client: e.http, DBPID: e.o.DBPID}
 	s, err := StartSampler(ctx, probe, e.o.SampleInterval)
 	if err != nil {
 		return nil, fmt.Errorf("bench: reading server usage: %w", err)

@@ -47,6 +47,7 @@ lost or failed, 2 when the run could not be carried out.`)
 	progress := fs.Bool("progress", false, "print a live progress line to stderr even when it is not a terminal")
 	label := fs.String("label", "", "name for this run in the result, e.g. the backend (sqlite, postgres)")
 	serverPID := fs.Int("server-pid", 0, "pid of a local server: read its CPU and RSS from /proc instead of /metrics")
+	dbPID := fs.Int("db-pid", 0, "pid of a local database server (PostgreSQL's postmaster): report its process tree's CPU too")
 
 	// Every scenario's defaults are shown as checkout's; unset flags take the
 	// chosen scenario's own defaults.
@@ -82,7 +83,7 @@ lost or failed, 2 when the run could not be carried out.`)
 	}
 	o := bench.Defaults(positional[0])
 	o.Credentials, o.BaseURL, o.AllowRemote = creds, *baseURL, *allowRemote
-	o.Label, o.ServerPID = *label, *serverPID
+	o.Label, o.ServerPID, o.DBPID = *label, *serverPID, *dbPID
 	o.Subscribers, o.ChannelsPerConn, o.PollInterval, o.Witness, o.Phone = *subscribers, *perConn, *pollInterval, *witness, *phone
 	o.Subscribe = *subscribe
 	o.MaxEvents, o.Timeout, o.Concurrency, o.Heartbeat = *maxEvents, *timeout, *concurrency, *heartbeat
