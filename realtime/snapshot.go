@@ -1,0 +1,213 @@
+package realtime
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/dollr/dollr"
+)
+
+// pendingChange is a live change that arrived while the channel was syncing.
+type pendingChange struct {
+	seq    uint64
+	commit time.Time
+	data   []byte
+	subs   []*sub
+}
+
+// deliver queues a matched change for this channel: ch.ids are the ids of its
+// matching bindings (publisher scratch).
+func (ch *channel) deliver(c *dollr.Change, data []byte) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed {
+		return
+	}
+	if ch.syncing {
+		if len(ch.pending) >= ch.s.cfg.SendQueue {
+			ch.c.overflow()
+			return
+		}
+		ch.pending = append(ch.pending, pendingChange{seq: c.Seq, commit: c.CommitTime, data: data, subs: slices.Clone(ch.hits)})
+		return
+	}
+	frame := appendChangeFrame(make([]byte, 0, len(data)+len(ch.topicJSON)+48+12*len(ch.ids)), ch.c.vsn, ch.topicJSON, ch.ids, data)
+	ch.c.send(outMsg{op: ws.OpText, data: frame, event: true, commit: c.CommitTime})
+}
+
+// snapGroup is one snapshot read: the subscriptions of a channel that share a
+// table and the same equality conditions.
+type snapGroup struct {
+	t    *table
+	eq   map[string]string
+	subs []*sub
+}
+
+func snapshotGroups(subs []*sub) []*snapGroup {
+	var groups []*snapGroup
+	byKey := map[string]*snapGroup{}
+	for _, sb := range subs {
+		eq, ok := equalities(sb)
+		if !ok || len(eq) == 0 || sb.events&(evInsert|evUpdate) == 0 {
+			continue
+		}
+		keys := make([]string, 0, len(eq))
+		for k, v := range eq {
+			keys = append(keys, k+"\x00"+v)
+		}
+		sort.Strings(keys)
+		key := sb.table.id + "\x00" + strings.Join(keys, "\x00")
+		g := byKey[key]
+		if g == nil {
+			g = &snapGroup{t: sb.table, eq: eq}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.subs = append(g.subs, sb)
+	}
+	return groups
+}
+
+// equalities collects a subscription's plain equality conditions as canonical
+// text; ok is false when two of them contradict each other (no row can match).
+func equalities(sb *sub) (map[string]string, bool) {
+	eq := map[string]string{}
+	for i := range sb.conds {
+		c := &sb.conds[i]
+		if c.op != opEq || c.negate {
+			continue
+		}
+		name := sb.table.cols[c.col].name
+		text := canonicalText(c.kind, c.val)
+		if prev, dup := eq[name]; dup && prev != text {
+			return nil, false
+		}
+		eq[name] = text
+	}
+	return eq, true
+}
+
+// canonicalText renders a cast value as text a database lookup can use.
+func canonicalText(k kind, v value) string {
+	switch k {
+	case kindTimestamptz, kindTimestamp:
+		return time.UnixMicro(v.i).UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+	case kindDate:
+		return time.Unix(v.i*86400, 0).UTC().Format("2006-01-02")
+	}
+	return v.text(k)
+}
+
+// startSync sends the subscriptions' snapshot (if any), then the live changes
+// held since they were registered, and then lets live changes through.
+func (ch *channel) startSync(subs []*sub) {
+	var groups []*snapGroup
+	if ch.s.cfg.Snapshot != nil {
+		groups = snapshotGroups(subs)
+	}
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return
+	}
+	ch.syncGen++
+	gen := ch.syncGen
+	if ch.cancel != nil {
+		ch.cancel()
+		ch.cancel = nil
+	}
+	if len(groups) == 0 {
+		ch.mu.Unlock()
+		ch.flush(gen, nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ch.s.cfg.SnapshotTimeout)
+	ch.cancel = cancel
+	ch.mu.Unlock()
+	go func() {
+		defer cancel()
+		ch.flush(gen, ch.readSnapshots(ctx, groups))
+	}()
+}
+
+func (ch *channel) readSnapshots(ctx context.Context, groups []*snapGroup) []outMsg {
+	var msgs []outMsg
+	var rv rowView
+	for _, g := range groups {
+		rows, seq, err := ch.s.cfg.Snapshot.Snapshot(ctx, g.t.schema, g.t.name, g.eq)
+		if err != nil {
+			ch.s.m.snapshots.WithLabelValues("error").Inc()
+			ch.s.log.Error("realtime: snapshot failed", "table", g.t.id, "err", err)
+			continue
+		}
+		ch.s.m.snapshots.WithLabelValues("ok").Inc()
+		for _, sb := range g.subs {
+			sb.snapSeq.Store(seq)
+		}
+		for i := range rows {
+			r := rows[i]
+			r.Schema, r.Table = g.t.schema, g.t.name
+			if r.Type == "" {
+				r.Type = dollr.ChangeInsert
+			}
+			if r.CommitTime.IsZero() {
+				r.CommitTime = ch.s.now()
+			}
+			row := testedRow(&r)
+			if row == nil {
+				continue
+			}
+			rv.reset(g.t, row)
+			var ids []int64
+			for _, sb := range g.subs {
+				if sb.matches(r.Type, &rv) && !slices.Contains(ids, sb.id) {
+					ids = append(ids, sb.id)
+				}
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			frame := appendChangeFrame(nil, ch.c.vsn, ch.topicJSON, ids, encodeChangeData(&r, g.t))
+			msgs = append(msgs, outMsg{op: ws.OpText, data: frame, event: true})
+		}
+	}
+	return msgs
+}
+
+// flush sends the snapshot messages and the held live changes not covered by
+// the snapshot, then ends syncing. A flush of an outdated sync does nothing.
+func (ch *channel) flush(gen uint64, snapshot []outMsg) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed || gen != ch.syncGen {
+		return
+	}
+	for _, m := range snapshot {
+		ch.c.send(m)
+	}
+	var ids []int64
+	for _, p := range ch.pending {
+		ids = ids[:0]
+		for _, sb := range p.subs {
+			if snap := sb.snapSeq.Load(); snap != 0 && p.seq <= snap {
+				continue
+			}
+			if !slices.Contains(ids, sb.id) {
+				ids = append(ids, sb.id)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		frame := appendChangeFrame(nil, ch.c.vsn, ch.topicJSON, ids, p.data)
+		ch.c.send(outMsg{op: ws.OpText, data: frame, event: true, commit: p.commit})
+	}
+	ch.pending = nil
+	ch.syncing = false
+	ch.cancel = nil
+}
