@@ -129,10 +129,10 @@ func (ch *channel) close() {
 	if ch.cancel != nil {
 		ch.cancel()
 	}
-	subs := ch.subs
+	// Under ch.mu, so a concurrent refresh cannot register subscriptions after these leave.
+	ch.s.idx.swap(ch.subs, nil)
 	ch.subs, ch.pending = nil, nil
 	ch.mu.Unlock()
-	ch.s.idx.swap(subs, nil)
 	ch.s.leaveTopic(ch)
 	ch.s.m.channels.Dec()
 }
@@ -183,10 +183,9 @@ func (ch *channel) refresh(raw string) {
 		ch.mu.Unlock()
 		return
 	}
-	old := ch.subs
+	s.idx.swap(ch.subs, subs) // ch.mu before idx.mu, never the reverse
 	ch.subs, ch.subErr, ch.syncing = subs, subErr, true
 	ch.mu.Unlock()
-	s.idx.swap(old, subs)
 	ch.sendSubscriptionStatus()
 	ch.startSync(subs)
 }

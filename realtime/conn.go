@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -41,8 +42,14 @@ type conn struct {
 	closed   bool
 	draining bool // a closing frame is queued; the writer closes the socket after it
 
+	refusing atomic.Int32 // refused joins whose delayed error reply is pending
+
 	hdr [ws.MaxHeaderSize - 2]byte // reader-owned
 }
+
+// maxPendingRefusals bounds the delayed join error replies one connection may
+// have waiting (each holds a timer and a frame).
+const maxPendingRefusals = 100
 
 func newConn(s *Server, nc net.Conn, v version, apikey *Token) *conn {
 	return &conn{s: s, nc: nc, vsn: v, apikey: apikey}

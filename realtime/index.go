@@ -135,12 +135,14 @@ func (ix *index) remove(s *sub) {
 	if ti == nil {
 		return
 	}
-	ti.nsubs--
+	found := false
 	if s.keyCol < 0 {
-		ti.scan = removeSub(ti.scan, s)
+		ti.scan, found = removeSub(ti.scan, s)
 	} else if m := ti.byCol[s.keyCol]; m != nil {
 		for _, k := range s.keys {
-			if l := removeSub(m[k], s); len(l) == 0 {
+			l, ok := removeSub(m[k], s)
+			found = found || ok
+			if len(l) == 0 {
 				delete(m, k)
 			} else {
 				m[k] = l
@@ -151,12 +153,15 @@ func (ix *index) remove(s *sub) {
 			ti.cols = slices.DeleteFunc(ti.cols, func(c int) bool { return c == s.keyCol })
 		}
 	}
+	if found {
+		ti.nsubs--
+	}
 	if ti.nsubs == 0 {
 		delete(ix.tables, s.table.id)
 	}
 }
 
-func removeSub(l []*sub, s *sub) []*sub {
+func removeSub(l []*sub, s *sub) ([]*sub, bool) {
 	for i, x := range l {
 		if x == s {
 			last := len(l) - 1
@@ -164,12 +169,12 @@ func removeSub(l []*sub, s *sub) []*sub {
 			l[last] = nil
 			l = l[:last]
 			if len(l) == 0 {
-				return nil
+				return nil, true
 			}
-			return l
+			return l, true
 		}
 	}
-	return l
+	return l, false
 }
 
 // candidates calls fn for every subscription that may match a change whose

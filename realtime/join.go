@@ -221,11 +221,23 @@ func (c *conn) join(f frame) {
 		payload := append([]byte(`{"status":"error","response":{"reason":`), appendJSONString(nil, reason)...)
 		payload = append(payload, "}}"...)
 		msg := outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", payload)}
-		if d := s.cfg.JoinErrorDelay; d > 0 {
-			time.AfterFunc(d, func() { c.send(msg) })
-		} else {
+		d := s.cfg.JoinErrorDelay
+		if d <= 0 {
 			c.send(msg)
+			return
 		}
+		// A client that piles up refused joins faster than they are answered is
+		// cut off, as the real server does past its joins-per-second limit.
+		if c.refusing.Add(1) > maxPendingRefusals {
+			c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply",
+				[]byte(`{"status":"error","response":{"reason":"ClientJoinRateLimitReached: Too many joins per second"}}`))})
+			c.goAway(ws.StatusPolicyViolation, "too many joins")
+			return
+		}
+		time.AfterFunc(d, func() {
+			c.refusing.Add(-1)
+			c.send(msg)
+		})
 	}
 	subTopic, ok := strings.CutPrefix(f.topic, "realtime:")
 	if !ok {

@@ -289,3 +289,16 @@ func TestServerCloseSendsGoingAway(t *testing.T) {
 	go srv.Close(t.Context())
 	c.waitClosed()
 }
+
+func TestRefusedJoinFloodDisconnects(t *testing.T) {
+	srv := startServer(t, Config{JoinErrorDelay: time.Minute})
+	c := dial(t, srv, "2.0.0")
+	for i := 0; i <= maxPendingRefusals; i++ {
+		c.push("1", "1", "realtime:x", "phx_join", productJoin("a.b", "x"))
+	}
+	m := c.nextEvent("phx_reply")
+	if r := m.payload()["response"].(map[string]any)["reason"]; r != "ClientJoinRateLimitReached: Too many joins per second" {
+		t.Errorf("reason %v", r)
+	}
+	c.waitClosed()
+}
