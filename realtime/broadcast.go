@@ -5,6 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
 
 	"github.com/gobwas/ws"
 )
@@ -57,50 +60,154 @@ func (ch *channel) broadcast(f frame) {
 	if ch.bcastAck && f.ref != nil {
 		ch.c.reply(f, "ok", emptyObject)
 	}
-	var jsonPayload []byte
+	except := ch
+	if ch.bcastSelf {
+		except = nil
+	}
 	b := f.bcast
 	switch {
 	case b == nil:
-		jsonPayload = f.payload
+		ch.s.relay(ch.topic, except, f.payload, nil)
 	case b.json:
-		var p []byte
-		p = append(p, `{"type":"broadcast","event":`...)
-		p = appendJSONString(p, b.event)
-		p = append(p, `,"payload":`...)
-		p = append(p, b.payload...)
-		if len(b.metadata) > 0 && json.Valid(b.metadata) {
-			p = append(p, `,"meta":`...)
-			p = append(p, b.metadata...)
-		}
-		jsonPayload = append(p, '}')
+		ch.s.relay(ch.topic, except, broadcastPayload(b.event, b.payload, b.metadata), nil)
+	default:
+		ch.s.relay(ch.topic, except, nil, b)
 	}
+}
+
+// broadcastPayload is the JSON form of a broadcast: {"type","event","payload","meta"?}.
+func broadcastPayload(event string, payload, metadata []byte) []byte {
+	p := append([]byte(`{"type":"broadcast","event":`), appendJSONString(nil, event)...)
+	p = append(p, `,"payload":`...)
+	p = append(p, payload...)
+	if len(metadata) > 0 && json.Valid(metadata) {
+		p = append(p, `,"meta":`...)
+		p = append(p, metadata...)
+	}
+	return append(p, '}')
+}
+
+// relay sends a broadcast to the topic's channels but except: the JSON form
+// to every client, or a raw binary payload (kind 4) to the clients that can
+// decode it.
+func (s *Server) relay(topic string, except *channel, jsonPayload []byte, raw *binaryBroadcast) {
+	topicJSON := appendJSONString(nil, topic)
 	var v1, v2 []byte
-	for _, peer := range ch.s.peers(ch.topic) {
-		if peer == ch && !ch.bcastSelf {
+	for _, peer := range s.peers(topic) {
+		if peer == except {
 			continue
 		}
 		v := peer.c.vsn
 		switch {
 		case jsonPayload != nil && v == vsn2:
 			if v2 == nil {
-				v2 = appendFrame(nil, vsn2, nil, nil, ch.topicJSON, "broadcast", jsonPayload)
+				v2 = appendFrame(nil, vsn2, nil, nil, topicJSON, "broadcast", jsonPayload)
 			}
 			peer.c.send(outMsg{op: ws.OpText, data: v2})
 		case jsonPayload != nil:
 			if v1 == nil {
-				v1 = appendFrame(nil, vsn1, nil, nil, ch.topicJSON, "broadcast", jsonPayload)
+				v1 = appendFrame(nil, vsn1, nil, nil, topicJSON, "broadcast", jsonPayload)
 			}
 			peer.c.send(outMsg{op: ws.OpText, data: v1})
-		case v == vsn2: // raw binary payloads reach only binary-capable clients
+		case v == vsn2:
 			if v2 == nil {
 				var ok bool
-				if v2, ok = appendUserBroadcast(nil, ch.topic, b.event, b.metadata, false, b.payload); !ok {
+				if v2, ok = appendUserBroadcast(nil, topic, raw.event, raw.metadata, false, raw.payload); !ok {
 					return
 				}
 			}
 			peer.c.send(outMsg{op: ws.OpBinary, data: v2})
 		}
 	}
+}
+
+// BroadcastHandler serves the REST broadcast endpoints supabase-js uses for
+// httpSend() and for send() on a channel it has not joined (realtime-protocol.md
+// §12.2). Mount it at /realtime/v1/api/broadcast and /realtime/v1/api/broadcast/:
+//
+//	POST …/api/broadcast                                {"messages":[{"topic","event","payload"}]}
+//	POST …/api/broadcast/<sub-topic>/events/<event>     the payload as the body
+//
+// The apikey header (or query parameter) must verify; the bearer token, or
+// else the apikey, must be allowed to join each topic by the Policy. Success is 202.
+func (s *Server) BroadcastHandler() http.Handler {
+	return http.HandlerFunc(s.serveBroadcast)
+}
+
+type restMessage struct {
+	Topic   string          `json:"topic"`
+	Event   string          `json:"event"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+func (s *Server) serveBroadcast(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		refuse(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	key := r.Header.Get("apikey")
+	if key == "" {
+		key = r.URL.Query().Get("apikey")
+	}
+	if key == "" {
+		refuse(w, http.StatusUnauthorized, errAPIKeyMissing.Upgrade)
+		return
+	}
+	tok, err := s.verifyAPIKey(key)
+	if err != nil {
+		refuse(w, http.StatusUnauthorized, err.(*TokenError).Upgrade)
+		return
+	}
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && bearer != "" && !strings.HasPrefix(bearer, "sb_") {
+		if tok, err = VerifyToken(s.cfg.Secret, bearer, s.now()); err != nil {
+			refuse(w, http.StatusUnauthorized, err.(*TokenError).Upgrade)
+			return
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxMessageSize)+1))
+	if err != nil || len(body) > s.cfg.MaxMessageSize {
+		refuse(w, http.StatusRequestEntityTooLarge, "Payload too large")
+		return
+	}
+	var msgs []restMessage
+	at := strings.Index(r.URL.Path, "/api/broadcast")
+	if at < 0 {
+		refuse(w, http.StatusNotFound, "Not found")
+		return
+	}
+	rest, _ := strings.CutPrefix(r.URL.Path[at+len("/api/broadcast"):], "/")
+	if rest == "" {
+		var batch struct {
+			Messages []restMessage `json:"messages"`
+		}
+		if json.Unmarshal(body, &batch) != nil {
+			refuse(w, http.StatusBadRequest, "Invalid body")
+			return
+		}
+		msgs = batch.Messages
+	} else {
+		subTopic, event, ok := strings.Cut(rest, "/events/")
+		if !ok || subTopic == "" || !json.Valid(body) {
+			refuse(w, http.StatusBadRequest, "Invalid request")
+			return
+		}
+		msgs = []restMessage{{Topic: subTopic, Event: event, Payload: body}}
+	}
+	for _, m := range msgs {
+		grant, err := s.policy.Authorize(tok.Claims, m.Topic)
+		if err != nil || !grant.Allow || m.Topic == "" {
+			refuse(w, http.StatusUnauthorized, "Unauthorized: You do not have permissions to write to this Channel topic: "+m.Topic)
+			return
+		}
+	}
+	for _, m := range msgs {
+		payload := m.Payload
+		if len(payload) == 0 {
+			payload = emptyObject
+		}
+		s.relay("realtime:"+m.Topic, nil, broadcastPayload(m.Event, payload, nil), nil)
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 // presence handles track and untrack.

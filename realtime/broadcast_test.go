@@ -1,6 +1,8 @@
 package realtime
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +83,51 @@ func TestPresence(t *testing.T) {
 	if _, ok := left["leaves"].(map[string]any)["k1"]; !ok {
 		t.Errorf("leave diff %v", left)
 	}
+}
+
+func TestRESTBroadcast(t *testing.T) {
+	srv := startServer(t, Config{Policy: PolicyFunc(func(_ map[string]any, topic string) (Grant, error) {
+		return Grant{Allow: topic != "secret"}, nil
+	})})
+	c := dial(t, srv, "2.0.0")
+	c.joinOK("realtime:room1", roomJoin(false, false, false, ""))
+	post := func(path, body string, key string) int {
+		req, _ := http.NewRequest("POST", srv.base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("apikey", key)
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// httpSend's request line carries the socket's query string (§12.2).
+	if code := post("/realtime/v1/api/broadcast/room1/events/cursor?apikey=x&vsn=2.0.0", `{"x":2}`, anonKey()); code != 202 {
+		t.Fatalf("single: %d", code)
+	}
+	if got := c.next().Raw; got != `[null,null,"realtime:room1","broadcast",{"type":"broadcast","event":"cursor","payload":{"x":2}}]` {
+		t.Errorf("got %s", got)
+	}
+	if code := post("/realtime/v1/api/broadcast", `{"messages":[{"topic":"room1","event":"e","payload":{"y":1},"private":false}]}`, anonKey()); code != 202 {
+		t.Fatalf("batch: %d", code)
+	}
+	c.nextEvent("broadcast")
+	for _, tc := range []struct {
+		path, body, key string
+		want            int
+	}{
+		{"/realtime/v1/api/broadcast/room1/events/e", `{}`, "", 401},
+		{"/realtime/v1/api/broadcast/room1/events/e", `{}`, "bad", 401},
+		{"/realtime/v1/api/broadcast/secret/events/e", `{}`, anonKey(), 401},
+		{"/realtime/v1/api/broadcast", `{"messages":`, anonKey(), 400},
+	} {
+		if code := post(tc.path, tc.body, tc.key); code != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.path, tc.body, code, tc.want)
+		}
+	}
+	c.quiet(30 * time.Millisecond)
 }

@@ -69,8 +69,9 @@ var statusTable = Table{Schema: dollr.PublicSchema, Name: dollr.PublicStatusTabl
 
 type testServer struct {
 	*Server
-	url string
-	reg *prometheus.Registry
+	url  string // the websocket endpoint
+	base string // http://host:port
+	reg  *prometheus.Registry
 }
 
 // startServer runs a Server behind an httptest server on 127.0.0.1:0; both stop with the test.
@@ -91,6 +92,8 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	mux := http.NewServeMux()
 	mux.Handle("/realtime/v1/websocket", s)
 	mux.Handle("/socket/websocket", s)
+	mux.Handle("/realtime/v1/api/broadcast", s.BroadcastHandler())
+	mux.Handle("/realtime/v1/api/broadcast/", s.BroadcastHandler())
 	hs := httptest.NewUnstartedServer(mux)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -106,7 +109,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		}
 		hs.Close()
 	})
-	return &testServer{Server: s, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/realtime/v1/websocket", reg: reg}
+	return &testServer{Server: s, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/realtime/v1/websocket", base: hs.URL, reg: reg}
 }
 
 // msg is one decoded server message.
