@@ -96,11 +96,7 @@ func (c *conn) readLoop(pre []byte) {
 			c.send(outMsg{op: ws.OpPong, data: payload})
 		case ws.OpPong:
 		case ws.OpClose:
-			code, _ := ws.ParseCloseFrameData(payload)
-			if code.Empty() {
-				code = ws.StatusNormalClosure
-			}
-			c.goAway(code, "")
+			c.goAway(ws.StatusNormalClosure, "")
 			return
 		case ws.OpText, ws.OpBinary:
 			if inMsg {

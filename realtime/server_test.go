@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 const (
@@ -300,5 +302,25 @@ func TestRefusedJoinFloodDisconnects(t *testing.T) {
 	if r := m.payload()["response"].(map[string]any)["reason"]; r != "ClientJoinRateLimitReached: Too many joins per second" {
 		t.Errorf("reason %v", r)
 	}
+	c.waitClosed()
+}
+
+func TestFragmentedAndOversizedMessages(t *testing.T) {
+	srv := startServer(t, Config{MaxMessageSize: 256})
+	c := dial(t, srv, "2.0.0")
+	msg := []byte(`[null,"3","phoenix","heartbeat",{}]`)
+	c.wmu.Lock()
+	first := ws.NewFrame(ws.OpText, false, msg[:10])
+	rest := ws.NewFrame(ws.OpContinuation, true, msg[10:])
+	for _, f := range []ws.Frame{first, rest} {
+		if err := ws.WriteFrame(c.conn, ws.MaskFrame(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.wmu.Unlock()
+	if got := c.next().Raw; got != `[null,"3","phoenix","phx_reply",{"status":"ok","response":{}}]` {
+		t.Errorf("fragmented heartbeat: %s", got)
+	}
+	c.writeRaw(ws.OpText, []byte(`[null,"4","phoenix","heartbeat",{"pad":"`+strings.Repeat("x", 300)+`"}]`))
 	c.waitClosed()
 }
