@@ -82,6 +82,13 @@ type Store interface {
 	// false) is an EINVALID error and changes nothing.
 	ApplyTransition(ctx context.Context, t Transition) (e *Execution, applied bool, err error)
 
+	// NoteGatewayMessage records a provider message on an execution still in
+	// flight (PENDING or PROCESSING) without changing its status: the execution
+	// and its public status row (an UPDATE change) get the message and
+	// UpdatedAt = at. A finished execution is an EINVALID error; unknown is
+	// ENOTFOUND. The sandbox uses it for the load tool's change path.
+	NoteGatewayMessage(ctx context.Context, merchantID int64, referenceID, message string, at time.Time) (*Execution, error)
+
 	// ClaimJobs leases up to limit jobs whose RunAt <= now and whose lease has
 	// lapsed, for lease; a job whose worker died is claimed again after that.
 	// Safe with several processes sharing the database.

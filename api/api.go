@@ -105,6 +105,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/status/source", s.authed(s.handleSourceStatus))
 	s.mux.HandleFunc("POST /v1/realtime-keys/collection", s.authed(s.handleRealtimeKey))
 	s.mux.HandleFunc("POST /v1/sandbox/3ds/{client_secret}", s.handleSandbox3DS)
+	s.mux.HandleFunc("POST /v1/sandbox/status-touch", s.authed(s.handleSandboxStatusTouch))
 	s.mux.HandleFunc("/", s.handleNoRoute)
 }
 

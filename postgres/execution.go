@@ -230,3 +230,41 @@ func moveSource(ctx context.Context, tx pgx.Tx, merchantID, sourceID int64, st d
 		WHERE id = $4 AND merchant_id = $5`, string(dollr.SourceStatusFor(st)), at, paidAt, sourceID, merchantID)
 	return err
 }
+
+// NoteGatewayMessage updates an in-flight execution's gateway message; see dollr.Store.
+func (d *DB) NoteGatewayMessage(ctx context.Context, merchantID int64, referenceID, message string, at time.Time) (*dollr.Execution, error) {
+	if at.IsZero() {
+		at = now()
+	}
+	at = at.UTC().Truncate(time.Microsecond)
+	if _, err := uuid.Parse(referenceID); err != nil {
+		return nil, dollr.NotFound("execution")
+	}
+	var e *dollr.Execution
+	err := d.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		e, err = scanExecution(tx.QueryRow(ctx, "SELECT "+executionColumns+
+			" FROM executions WHERE merchant_id = $1 AND reference_id = $2 FOR UPDATE", merchantID, referenceID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return dollr.NotFound("execution")
+		}
+		if err != nil {
+			return err
+		}
+		if e.Status.Terminal() {
+			return dollr.Invalid("value_error", "execution is "+string(e.Status)+": its messages are final", "body", "reference_ids")
+		}
+		e.GatewayMessage, e.UpdatedAt = message, at
+		if _, err := tx.Exec(ctx, `UPDATE executions SET gateway_message = $2, updated_at = $3 WHERE id = $1`,
+			e.ID, e.GatewayMessage, e.UpdatedAt); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE checkout_payment_intent_public_status SET gateway_message = $2, updated_at = $3 WHERE id = $1`,
+			e.ID, nullString(e.GatewayMessage), e.UpdatedAt)
+		return err
+	})
+	if err != nil {
+		return nil, internal("note gateway message", err)
+	}
+	return e, nil
+}

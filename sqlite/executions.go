@@ -219,3 +219,32 @@ func (tx *tx) moveSource(ctx context.Context, sourceID int64, status dollr.Execu
 		string(dollr.SourceStatusFor(status)), at.UnixMicro(), paidAt, sourceID)
 	return internal(err)
 }
+
+// NoteGatewayMessage updates an in-flight execution's gateway message; see dollr.Store.
+func (db *DB) NoteGatewayMessage(ctx context.Context, merchantID int64, referenceID, message string, at time.Time) (*dollr.Execution, error) {
+	var result *dollr.Execution
+	err := db.update(ctx, func(tx *tx) error {
+		e, err := scanExecution(tx.queryRow(ctx, `SELECT `+executionColumns+` FROM executions
+			WHERE merchant_id = ? AND reference_id = ?`, merchantID, referenceID))
+		if err != nil {
+			return notFound(err, "execution")
+		}
+		if e.Status.Terminal() {
+			return dollr.Invalid("value_error", "execution is "+string(e.Status)+": its messages are final", "body", "reference_ids")
+		}
+		if at.IsZero() {
+			at = tx.now
+		}
+		e.GatewayMessage, e.UpdatedAt = message, at.UTC().Truncate(time.Microsecond)
+		if _, err := tx.exec(ctx, `UPDATE executions SET gateway_message = ?, updated_at = ? WHERE id = ?`,
+			e.GatewayMessage, micros(e.UpdatedAt), e.ID); err != nil {
+			return internal(err)
+		}
+		if err := tx.updatePublicStatus(ctx, e.PublicStatus()); err != nil {
+			return err
+		}
+		result = e
+		return nil
+	})
+	return result, err
+}

@@ -496,3 +496,42 @@ func testCreateExecutionOneSourceOnePayment(t *testing.T, s dollr.Store) {
 	transition(t, s, winners[0], dollr.StatusFailed)
 	create(t, s, late.execution())
 }
+
+func testNoteGatewayMessage(t *testing.T, s dollr.Store) {
+	m := newMerchant(t, s)
+	other := newMerchant(t, s)
+	f := follow(t, s, 0)
+	f.live(t, s, m)
+	_, e := newExecution(t, s, m)
+	e = transition(t, s, e, dollr.StatusProcessing)
+	at := now().Add(time.Second)
+	got, err := s.NoteGatewayMessage(ctx(t), m.ID, e.ReferenceID, "USSD prompt sent", at)
+	if err != nil {
+		t.Fatalf("NoteGatewayMessage: %v", err)
+	}
+	if got.Status != dollr.StatusProcessing || got.GatewayMessage != "USSD prompt sent" || !got.UpdatedAt.Equal(at) {
+		t.Fatalf("NoteGatewayMessage returned %+v", got)
+	}
+	read, err := s.Execution(ctx(t), m.ID, e.ReferenceID)
+	if err != nil || read.GatewayMessage != "USSD prompt sent" || read.Status != dollr.StatusProcessing {
+		t.Fatalf("Execution after the note = %+v, %v", read, err)
+	}
+	cs := f.waitFor(t, "the note's UPDATE", func(cs []dollr.Change) bool {
+		for _, c := range of(cs, e.ID) {
+			if c.Type == dollr.ChangeUpdate && c.Record["gateway_message"] == "USSD prompt sent" {
+				return true
+			}
+		}
+		return false
+	})
+	rowChanges := of(cs, e.ID)
+	checkChange(t, rowChanges[len(rowChanges)-1], dollr.ChangeUpdate, got.PublicStatus())
+
+	_, err = s.NoteGatewayMessage(ctx(t), other.ID, e.ReferenceID, "x", at)
+	wantCode(t, err, dollr.ENOTFOUND, "NoteGatewayMessage(another merchant)")
+	_, err = s.NoteGatewayMessage(ctx(t), m.ID, newUUID(), "x", at)
+	wantCode(t, err, dollr.ENOTFOUND, "NoteGatewayMessage(unknown)")
+	transition(t, s, got, dollr.StatusCompleted)
+	_, err = s.NoteGatewayMessage(ctx(t), m.ID, e.ReferenceID, "late", at)
+	wantCode(t, err, dollr.EINVALID, "NoteGatewayMessage(COMPLETED)")
+}

@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) dollr.Store) {
 		{"CreateExecutionPerMerchant", testCreateExecutionPerMerchant},
 		{"CreateExecutionSessionConflict", testCreateExecutionSessionConflict},
 		{"CreateExecutionOneSourceOnePayment", testCreateExecutionOneSourceOnePayment},
+		{"NoteGatewayMessage", testNoteGatewayMessage},
 		{"ApplyTransition", testApplyTransition},
 		{"ApplyTransitionStale", testApplyTransitionStale},
 		{"ApplyTransitionIllegal", testApplyTransitionIllegal},

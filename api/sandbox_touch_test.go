@@ -1,0 +1,53 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/dollr/dollr/api"
+	"github.com/dollr/dollr/internal/backends"
+)
+
+func TestSandboxStatusTouch(t *testing.T) { backends.Each(t, testSandboxStatusTouch) }
+
+func testSandboxStatusTouch(t *testing.T, b backends.Backend) {
+	e := newEnv(t, b, options{})
+	m := e.a
+	inFlight := execBody(m) // the sandbox delays are an hour: it stays in flight
+	e.must(http.MethodPost, "/v1/executions/collection", m.token, inFlight, nil)
+	ref := inFlight["reference_id"].(string)
+
+	var touched struct{ Touched int }
+	e.must(http.MethodPost, "/v1/sandbox/status-touch", m.token,
+		map[string]any{"reference_ids": []string{ref, ref}, "gateway_message": "bench-1"}, &touched)
+	if touched.Touched != 2 {
+		t.Fatalf("touched = %d, want 2", touched.Touched)
+	}
+	var st api.ExecutionResponse
+	e.must(http.MethodGet, "/v1/status/collection/"+ref, m.token, nil, &st)
+	if st.GatewayMessage == nil || *st.GatewayMessage != "bench-1" {
+		t.Fatalf("status after the touch = %+v, want gateway_message bench-1", st)
+	}
+
+	for _, c := range []struct {
+		name string
+		tok  string
+		body any
+		want int
+	}{
+		{"another merchant's payment", e.b.token, map[string]any{"reference_ids": []string{ref}, "gateway_message": "x"}, http.StatusNotFound},
+		{"not a string", m.token, `{"reference_ids":[7],"gateway_message":"x"}`, http.StatusUnprocessableEntity},
+		{"empty list", m.token, `{"reference_ids":[],"gateway_message":"x"}`, http.StatusUnprocessableEntity},
+		{"no message", m.token, map[string]any{"reference_ids": []string{ref}}, http.StatusUnprocessableEntity},
+		{"no token", "", map[string]any{"reference_ids": []string{ref}, "gateway_message": "x"}, http.StatusUnauthorized},
+	} {
+		if status, out, _ := e.do(http.MethodPost, "/v1/sandbox/status-touch", c.tok, c.body); status != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, status, out, c.want)
+		}
+	}
+	status, out, _ := e.do(http.MethodPost, "/v1/sandbox/status-touch", m.token, `{"reference_ids":[7],"gateway_message":"x"}`)
+	if want := `"loc":["body","reference_ids",0]`; status != http.StatusUnprocessableEntity || !strings.Contains(string(out), want) {
+		t.Errorf("non-string id: %d %s, want a 422 at %s", status, out, want)
+	}
+}
