@@ -4,18 +4,24 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"path/filepath"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/internal/backends"
+	"github.com/dollr/dollr/pgtest"
 	"github.com/dollr/dollr/sandbox"
-	"github.com/dollr/dollr/sqlite"
 )
 
 const waitFor = 20 * time.Second
+
+// TestMain shares one PostgreSQL cluster among the package's tests; each
+// PostgreSQL subtest gets a fresh database in it.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -24,15 +30,6 @@ type fixture struct {
 	merchant *dollr.Merchant
 	source   *dollr.Source
 	party    *dollr.Party
-}
-
-func openStore(t *testing.T, path string) *sqlite.DB {
-	t.Helper()
-	db, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
 }
 
 func newFixture(t *testing.T, st dollr.Store) *fixture {
@@ -128,9 +125,10 @@ func waitStatus(t *testing.T, st dollr.Store, e *dollr.Execution, want dollr.Exe
 	}
 }
 
-func TestRunnerOutcomes(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
-	t.Cleanup(func() { st.Close() })
+func TestRunnerOutcomes(t *testing.T) { backends.Each(t, testRunnerOutcomes) }
+
+func testRunnerOutcomes(t *testing.T, b backends.Backend) {
+	st := b.Open(t)
 	f := newFixture(t, st)
 	n := &sandbox.Network{Delay: 150 * time.Millisecond, LongDelay: 300 * time.Millisecond}
 	startRunner(t, st, 30*time.Second)
@@ -186,9 +184,10 @@ func TestRunnerOutcomes(t *testing.T) {
 
 // TestRunnerPathThroughProcessing checks, through the change feed, that a
 // normal payment goes PENDING → PROCESSING → COMPLETED.
-func TestRunnerPathThroughProcessing(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
-	t.Cleanup(func() { st.Close() })
+func TestRunnerPathThroughProcessing(t *testing.T) { backends.Each(t, testRunnerPathThroughProcessing) }
+
+func testRunnerPathThroughProcessing(t *testing.T, b backends.Backend) {
+	st := b.Open(t)
 	f := newFixture(t, st)
 	startRunner(t, st, 30*time.Second)
 	e := f.execute(t, &sandbox.Network{Delay: 50 * time.Millisecond}, "MTN_MOMO_LBR", "231770000010")
@@ -213,9 +212,10 @@ func TestRunnerPathThroughProcessing(t *testing.T) {
 	}
 }
 
-func TestAuthenticate3DS(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
-	t.Cleanup(func() { st.Close() })
+func TestAuthenticate3DS(t *testing.T) { backends.Each(t, testAuthenticate3DS) }
+
+func testAuthenticate3DS(t *testing.T, b backends.Backend) {
+	st := b.Open(t)
 	f := newFixture(t, st)
 	n := &sandbox.Network{Delay: time.Millisecond, LongDelay: time.Hour}
 	ctx := context.Background()
@@ -245,7 +245,20 @@ func TestAuthenticate3DS(t *testing.T) {
 	e := f.execute(t, n, dollr.MethodCreditCard, "pm_card_threeDSecure2Required")
 	other := newFixture(t, st)
 	otherE := other.execute(t, n, dollr.MethodCreditCard, "pm_card_threeDSecure2Required")
-	for _, s := range []string{"", "pi_x_secret_y", e.ClientSecret + "a", e.ClientSecret[:len(e.ClientSecret)-1] + "a", otherE.ClientSecret[:len(otherE.ClientSecret)-3] + e.ClientSecret[len(e.ClientSecret)-3:]} {
+	// The last base32 character carries only two bits, so it is 'a' one time
+	// in four: replace it with a character that surely differs.
+	lastChanged := e.ClientSecret[:len(e.ClientSecret)-1] + "a"
+	if lastChanged == e.ClientSecret {
+		lastChanged = e.ClientSecret[:len(e.ClientSecret)-1] + "b"
+	}
+	otherPI, _, _ := strings.Cut(otherE.ClientSecret, "_secret_")
+	_, secretPart, _ := strings.Cut(e.ClientSecret, "_secret_")
+	for _, s := range []string{"", "pi_x_secret_y", e.ClientSecret + "a", lastChanged,
+		otherE.ClientSecret[:len(otherE.ClientSecret)-3] + e.ClientSecret[len(e.ClientSecret)-3:],
+		otherPI + "_secret_" + secretPart} {
+		if s == otherE.ClientSecret {
+			continue // the mix happened to rebuild the other payment's real secret
+		}
 		if _, err := sandbox.Authenticate(ctx, st, s, true, time.Now()); !dollr.IsNotFound(err) {
 			t.Errorf("Authenticate(%q) = %v, want not found", s, err)
 		}
@@ -253,10 +266,12 @@ func TestAuthenticate3DS(t *testing.T) {
 }
 
 // TestRunnerSurvivesRestart stops the server mid-PROCESSING (runner stopped,
-// store closed) and opens the same file again: the payment still completes.
-func TestRunnerSurvivesRestart(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "d.db")
-	st1 := openStore(t, path)
+// store closed) and opens the same database again: the payment still completes.
+func TestRunnerSurvivesRestart(t *testing.T) { backends.Each(t, testRunnerSurvivesRestart) }
+
+func testRunnerSurvivesRestart(t *testing.T, b backends.Backend) {
+	db := b.NewDatabase(t)
+	st1 := db.Open(t)
 	f := newFixture(t, st1)
 	stop := startRunner(t, st1, 30*time.Second)
 	// The delay leaves ample time to stop between PROCESSING and COMPLETED.
@@ -267,8 +282,7 @@ func TestRunnerSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st2 := openStore(t, path)
-	t.Cleanup(func() { st2.Close() })
+	st2 := db.Open(t)
 	got, err := st2.Execution(context.Background(), e.MerchantID, e.ReferenceID)
 	if err != nil || got.Status != dollr.StatusProcessing {
 		t.Fatalf("after reopen: %v %v", got, err)
@@ -279,9 +293,11 @@ func TestRunnerSurvivesRestart(t *testing.T) {
 
 // TestRunnerReclaimsAfterCrash: a worker claims the due job and dies holding
 // the lease; after the lease lapses another process runs it.
-func TestRunnerReclaimsAfterCrash(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "d.db")
-	st1 := openStore(t, path)
+func TestRunnerReclaimsAfterCrash(t *testing.T) { backends.Each(t, testRunnerReclaimsAfterCrash) }
+
+func testRunnerReclaimsAfterCrash(t *testing.T, b backends.Backend) {
+	db := b.NewDatabase(t)
+	st1 := db.Open(t)
 	f := newFixture(t, st1)
 	e := f.execute(t, &sandbox.Network{}, "MTN_MOMO_LBR", "231770000010")
 	jobs, err := st1.ClaimJobs(context.Background(), time.Now(), 10, 300*time.Millisecond)
@@ -290,17 +306,17 @@ func TestRunnerReclaimsAfterCrash(t *testing.T) {
 	}
 	st1.Close() // the "crashed" worker never finishes its job
 
-	st2 := openStore(t, path)
-	t.Cleanup(func() { st2.Close() })
+	st2 := db.Open(t)
 	startRunner(t, st2, 30*time.Second)
 	waitStatus(t, st2, e, dollr.StatusCompleted)
 }
 
 // TestRunJobTwiceIsStale: running a step a second time (a duplicate claim)
 // changes nothing and never moves the payment backwards.
-func TestRunJobTwiceIsStale(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
-	t.Cleanup(func() { st.Close() })
+func TestRunJobTwiceIsStale(t *testing.T) { backends.Each(t, testRunJobTwiceIsStale) }
+
+func testRunJobTwiceIsStale(t *testing.T, b backends.Backend) {
+	st := b.Open(t)
 	f := newFixture(t, st)
 	e := f.execute(t, &sandbox.Network{Delay: time.Hour}, "MTN_MOMO_LBR", "231770000010")
 	ctx := context.Background()
@@ -333,9 +349,10 @@ func TestRunJobTwiceIsStale(t *testing.T) {
 
 // TestRunnerDropsBadJobs: a job with an unknown kind or a garbage payload
 // is removed instead of retried forever, and the payment is left alone.
-func TestRunnerDropsBadJobs(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "d.db"))
-	t.Cleanup(func() { st.Close() })
+func TestRunnerDropsBadJobs(t *testing.T) { backends.Each(t, testRunnerDropsBadJobs) }
+
+func testRunnerDropsBadJobs(t *testing.T, b backends.Backend) {
+	st := b.Open(t)
 	f := newFixture(t, st)
 	ctx := context.Background()
 	e := f.execute(t, &sandbox.Network{}, "MTN_MOMO_LBR", "231770000003") // FAILED at once, no jobs
