@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -44,6 +45,11 @@ func requireNode(t *testing.T) {
 		missing("node not found: the supabase-js conformance suite needs Node.js 20+ (%v)", err)
 	}
 	nodeBin = p
+	out, err := exec.Command(p, "--version").Output()
+	var major int
+	if _, scanErr := fmt.Sscanf(string(out), "v%d.", &major); err != nil || scanErr != nil || major < 20 {
+		missing("node --version = %q (%v): the suite needs Node.js 20+", strings.TrimSpace(string(out)), err)
+	}
 	if installedVersion("@supabase/supabase-js") == "2.119.0" && installedVersion("ws") != "" {
 		return
 	}
@@ -72,9 +78,9 @@ func installedVersion(pkg string) string {
 	return m.Version
 }
 
-// TestSupabaseJS runs every scenario for both wire formats. Three servers run
-// side by side: one shared by the scenarios that leave it alone, one with a
-// short realtime-key lifetime, and one that is restarted mid-payment.
+// TestSupabaseJS runs every scenario for both wire formats. Four servers run
+// side by side: one shared by the scenarios that leave it alone, two with
+// short realtime-key lifetimes, and one that is restarted mid-payment.
 func TestSupabaseJS(t *testing.T) {
 	requireNode(t)
 	bin := buildDollr(t)
@@ -82,6 +88,7 @@ func TestSupabaseJS(t *testing.T) {
 		"server":  func(t *testing.T) { sharedServerScenarios(t, bin) },
 		"expiry":  func(t *testing.T) { expiryScenario(t, bin) },
 		"restart": func(t *testing.T) { restartScenario(t, bin) },
+		"refresh": func(t *testing.T) { refreshScenario(t, bin) },
 	})
 }
 
@@ -320,6 +327,58 @@ func expiryScenario(t *testing.T, bin string) {
 			}
 			if i := indexOf(rs, 0, expired); i < 0 || i > closed {
 				t.Errorf("no system frame \"Token has expired N seconds ago\" before CLOSED")
+			}
+			checkWireFormat(t, rs, vsn)
+		}
+	}
+	runConcurrently(t, tests)
+}
+
+// refreshScenario: a page that replaces its realtime key before the old one
+// expires keeps its channel. The snippet's accessToken callback returns the
+// new key, the client sends it as access_token on its next heartbeat (every
+// 25 s), and the server extends the channel past the first key's expiry.
+func refreshScenario(t *testing.T, bin string) {
+	const ttl = 30 * time.Second // longer than the client's 25 s heartbeat
+	srv := startServer(t, bin, "--realtime-key-ttl", ttl.String())
+	merchant := newAPI(t, srv.creds)
+	tests := map[string]func(*testing.T){}
+	for _, vsn := range vsns {
+		tests["vsn="+vsn] = func(t *testing.T) {
+			p := merchant.preparePayment(t, phoneCompletes)
+			c := startJS(t, "snippet.mjs", vsn)
+			first := merchant.realtimeKey(t, p.sessionID, p.referenceID)
+			firstExpiry := jwtExpiry(t, first.AccessToken)
+			c.subscribe(srv.creds, first, p.sessionID, p.referenceID)
+			c.waitSubscribed()
+
+			// The second key must outlive the first by a clear margin, and
+			// reach the page before the heartbeat sends it: mint it 10 s in.
+			time.Sleep(time.Until(firstExpiry.Add(-ttl + 10*time.Second)))
+			second := merchant.realtimeKey(t, p.sessionID, p.referenceID)
+			c.configure(map[string]any{"realtimeKey": second})
+			c.waitFor("the page to take the new key", has(isKind("key-replaced")))
+
+			heartbeat := frameMatch("out", func(f frame) bool { return f.Topic == "phoenix" && f.Event == "heartbeat" })
+			rs := c.waitFor("a heartbeat, then access_token with the new key", inOrder(heartbeat,
+				frameMatch("out", func(f frame) bool {
+					return f.Event == "access_token" && f.Payload["access_token"] == second.AccessToken
+				})))
+			hb, _ := parseFrame(rs[indexOf(rs, 0, heartbeat)].Data)
+			replied := frameMatch("in", func(f frame) bool {
+				return f.Topic == "phoenix" && f.Event == "phx_reply" && f.Ref != nil && hb.Ref != nil && *f.Ref == *hb.Ref && f.Payload["status"] == "ok"
+			})
+			c.waitFor("the heartbeat's ok reply", has(replied))
+
+			// Past the first key's expiry (plus a second for the server's
+			// timer), the channel must still deliver the payment.
+			time.Sleep(time.Until(firstExpiry.Add(time.Second)))
+			merchant.execute(t, p)
+			rs = c.waitFor("payload.new.status COMPLETED after the first key expired", has(isChangeTo("COMPLETED")))
+			checkOnlySubscribed(t, rs)
+			checkRows(t, rs, p)
+			if got, want := distinctStatuses(rs), []string{"PENDING", "PROCESSING", "COMPLETED"}; !slices.Equal(got, want) {
+				t.Errorf("payload.new.status went %v, want %v", got, want)
 			}
 			checkWireFormat(t, rs, vsn)
 		}

@@ -8,8 +8,8 @@
 //           loaded, then "status", "change", "frame" and "fatal" records.
 //   stdin:  one JSON line with the run's configuration (keys are minted only
 //           after the process is ready, so Node's start-up never eats into a
-//           short-lived key). When stdin closes the process exits, so it never
-//           outlives the test that started it.
+//           short-lived key), then optional update lines. When stdin closes
+//           the process exits, so it never outlives the test that started it.
 
 globalThis.WebSocket = (await import("ws")).WebSocket;
 
@@ -68,18 +68,25 @@ if (process.env.DOLLR_TRACE_FRAMES === "1") {
 }
 
 // readConfig announces readiness and resolves with the first stdin line.
-export function readConfig() {
+// Every later line is handed to the onUpdate callback (the page's own code
+// replacing its realtimeKey, for instance).
+export function readConfig(onUpdate = () => {}) {
   return new Promise((resolve) => {
     let buffered = "";
     let configured = false;
     process.stdin.setEncoding("utf8");
     process.stdin.on("data", (chunk) => {
-      if (configured) return;
       buffered += chunk;
-      const newline = buffered.indexOf("\n");
-      if (newline >= 0) {
-        configured = true;
-        resolve(JSON.parse(buffered.slice(0, newline)));
+      let newline;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = JSON.parse(buffered.slice(0, newline));
+        buffered = buffered.slice(newline + 1);
+        if (!configured) {
+          configured = true;
+          resolve(line);
+        } else {
+          onUpdate(line);
+        }
       }
     });
     process.stdin.on("end", () => process.exit(0));

@@ -3,6 +3,7 @@ package conformance
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -110,6 +111,10 @@ func startServer(t *testing.T, bin string, extra ...string) *server {
 	}, extra...)
 	t.Cleanup(func() {
 		s.stop()
+		// A -race build reports races on stderr and keeps serving.
+		if log := s.log.tail(1 << 30); strings.Contains(log, "WARNING: DATA RACE") {
+			t.Errorf("the race detector reported a data race in dollr serve:\n%s", log[strings.Index(log, "WARNING: DATA RACE"):])
+		}
 		if t.Failed() {
 			t.Logf("dollr %s output:\n%s", strings.Join(s.args, " "), s.log.tail(12000))
 		}
@@ -658,6 +663,75 @@ func inOrder(ms ...match) func([]record) bool {
 		}
 		return true
 	}
+}
+
+// frame is a Phoenix message decoded from either wire format.
+type frame struct {
+	JoinRef *string
+	Ref     *string
+	Topic   string
+	Event   string
+	Payload map[string]any
+}
+
+// parseFrame decodes a traced text frame: a vsn 2.0.0 array
+// [join_ref, ref, topic, event, payload] or a vsn 1.0.0 object.
+func parseFrame(data string) (frame, bool) {
+	var f frame
+	if strings.HasPrefix(data, "[") {
+		var parts []json.RawMessage
+		if json.Unmarshal([]byte(data), &parts) != nil || len(parts) < 5 {
+			return f, false
+		}
+		json.Unmarshal(parts[0], &f.JoinRef)
+		json.Unmarshal(parts[1], &f.Ref)
+		json.Unmarshal(parts[2], &f.Topic)
+		json.Unmarshal(parts[3], &f.Event)
+		json.Unmarshal(parts[4], &f.Payload)
+		return f, true
+	}
+	var m struct {
+		JoinRef *string        `json:"join_ref"`
+		Ref     *string        `json:"ref"`
+		Topic   string         `json:"topic"`
+		Event   string         `json:"event"`
+		Payload map[string]any `json:"payload"`
+	}
+	if json.Unmarshal([]byte(data), &m) != nil {
+		return f, false
+	}
+	return frame{m.JoinRef, m.Ref, m.Topic, m.Event, m.Payload}, true
+}
+
+// frameMatch matches traced frames in one direction ("in" or "out").
+func frameMatch(dir string, m func(frame) bool) match {
+	return func(r record) bool {
+		if r.Kind != "frame" || r.Dir != dir {
+			return false
+		}
+		f, ok := parseFrame(r.Data)
+		return ok && m(f)
+	}
+}
+
+// jwtExpiry reads the exp claim of a JWT without verifying it.
+func jwtExpiry(t *testing.T, token string) time.Time {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("realtime key is not a JWT: %q", token)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatalf("realtime key payload: %v", err)
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if err := json.Unmarshal(raw, &claims); err != nil || claims.Exp == 0 {
+		t.Fatalf("realtime key has no exp claim: %s", raw)
+	}
+	return time.Unix(claims.Exp, 0)
 }
 
 // ---- small utilities --------------------------------------------------------

@@ -8,7 +8,16 @@ import { report, readConfig, errorText } from "./harness.mjs";
 const { createClient } = await import("@supabase/supabase-js");
 const vsn1 = process.env.DOLLR_REALTIME_VSN === "1.0.0";
 
-const { SUPABASE_URL, SUPABASE_ANON_KEY, realtimeKey, sessionId, referenceId } = await readConfig();
+// A later stdin line {"realtimeKey": {...}} plays the page fetching a fresh
+// key: the snippet's accessToken callback then returns the new one.
+let realtimeKey;
+const { SUPABASE_URL, SUPABASE_ANON_KEY, sessionId, referenceId, ...config } = await readConfig((update) => {
+  if (update.realtimeKey) {
+    realtimeKey = update.realtimeKey;
+    report({ kind: "key-replaced" });
+  }
+});
+realtimeKey = config.realtimeKey;
 
 function fallbackToPolling() {
   report({ kind: "fallback" });
