@@ -95,8 +95,8 @@ func testTwoRunnersShareJobs(t *testing.T, b backends.Backend) {
 	f := newFixture(t, one.Store)
 	// A lease far longer than the test: a job claimed twice is a bug here,
 	// not a lapsed lease.
-	startRunner(t, one, time.Minute)
-	startRunner(t, two, time.Minute)
+	stopOne := startRunner(t, one, time.Minute)
+	stopTwo := startRunner(t, two, time.Minute)
 
 	const payments = 30
 	n := &sandbox.Network{Delay: 300 * time.Millisecond}
@@ -107,6 +107,10 @@ func testTwoRunnersShareJobs(t *testing.T, b backends.Backend) {
 	for _, e := range executions {
 		waitStatus(t, one.Store, e, dollr.StatusCompleted)
 	}
+	// A runner records a step after its commit, which waitStatus may see
+	// first; stopped runners have recorded everything.
+	stopOne()
+	stopTwo()
 
 	claimedOne, appliedOne, staleOne := one.record()
 	claimedTwo, appliedTwo, staleTwo := two.record()
@@ -201,8 +205,9 @@ func testRunnerKilledHoldingJob(t *testing.T, b backends.Backend) {
 	if got, err := second.Execution(context.Background(), e.MerchantID, e.ReferenceID); err != nil || got.Status != dollr.StatusProcessing {
 		t.Fatalf("after the kill: %+v, %v; want PROCESSING", got, err)
 	}
-	startRunner(t, second, time.Minute)
+	stopSecond := startRunner(t, second, time.Minute)
 	waitStatus(t, second, e, dollr.StatusCompleted)
+	stopSecond() // so the step it committed is recorded too
 
 	claimed, applied, stale := second.record()
 	if len(claimed) != 1 || claimed[0].ID != held.DoneJobID || claimed[0].Attempts != 2 {

@@ -16,6 +16,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/internal/backends"
+	"github.com/dollr/dollr/pgtest"
 )
 
 const serveWait = 60 * time.Second
@@ -26,8 +30,10 @@ var (
 	buildErr  error
 )
 
+// TestMain shares one PostgreSQL cluster among the package's tests (each
+// PostgreSQL subtest gets a fresh database) and removes the built binary.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m)
 	if builtBin != "" {
 		os.RemoveAll(filepath.Dir(builtBin))
 	}
@@ -81,13 +87,55 @@ type serverProc struct {
 	creds credentials
 }
 
-// startServe runs dollr serve on port 0 over dataDir and waits until its
-// credentials name the actual address and /healthz answers.
-func startServe(t *testing.T, dataDir string, extra ...string) *serverProc {
+// installation is where a server keeps its state: credentials.json (and the
+// SQLite database) in dataDir, or PostgreSQL at databaseURL when set.
+type installation struct {
+	dataDir     string
+	databaseURL string
+}
+
+// newInstallation makes an empty installation on backend b.
+func newInstallation(t *testing.T, b backends.Backend) installation {
 	t.Helper()
+	in := installation{dataDir: filepath.Join(t.TempDir(), "data")}
+	if b == backends.Postgres {
+		in.databaseURL = b.NewDatabase(t).URL
+	}
+	return in
+}
+
+// openStore opens a store of the test's own on the installation's database,
+// to check what the server wrote there.
+func (in installation) openStore(t *testing.T) dollr.Store {
+	t.Helper()
+	if in.databaseURL != "" {
+		return backends.Database{Backend: backends.Postgres, URL: in.databaseURL}.Open(t)
+	}
+	return backends.Database{Backend: backends.SQLite, URL: filepath.Join(in.dataDir, sqliteFile)}.Open(t)
+}
+
+// command runs a dollr subcommand on the installation: its flags first, then
+// --data-dir and --database-url. DATABASE_URL is cleared so the environment
+// the tests run in cannot switch the backend.
+func (in installation) command(t *testing.T, sub []string, flags ...string) *exec.Cmd {
+	t.Helper()
+	args := append(append(sub, flags...), "--data-dir", in.dataDir)
+	if in.databaseURL != "" {
+		args = append(args, "--database-url", in.databaseURL)
+	}
+	cmd := exec.Command(dollrBinary(t), args...)
+	cmd.Env = append(os.Environ(), "DATABASE_URL=")
+	return cmd
+}
+
+// startServe runs dollr serve on port 0 over the installation and waits
+// until its credentials name the actual address and /healthz answers.
+func startServe(t *testing.T, in installation, extra ...string) *serverProc {
+	t.Helper()
+	dataDir := in.dataDir
 	before, _ := readCredentials(dataDir)
-	args := append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--sandbox-delay", "300ms", "--sandbox-long-delay", "2s"}, extra...)
-	p := &serverProc{cmd: exec.Command(dollrBinary(t), args...), out: &syncBuffer{}, done: make(chan struct{})}
+	args := append([]string{"--addr", "127.0.0.1:0", "--sandbox-delay", "300ms", "--sandbox-long-delay", "2s"}, extra...)
+	p := &serverProc{cmd: in.command(t, []string{"serve"}, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -232,12 +280,16 @@ func (c *apiClient) waitStatus(ref, want string) {
 	}
 }
 
-// TestServeCompletesMobileMoney is the README path: a fresh data dir, port 0,
-// a COMPLETED mobile-money payment over HTTP; then a second merchant created
-// while the server runs cannot see the first one's payment; then a graceful stop.
-func TestServeCompletesMobileMoney(t *testing.T) {
-	dataDir := filepath.Join(t.TempDir(), "data")
-	p := startServe(t, dataDir)
+// TestServeCompletesMobileMoney is the README path: a fresh data dir (and,
+// on PostgreSQL, an empty database), port 0, a COMPLETED mobile-money payment
+// over HTTP; then a second merchant created while the server runs cannot see
+// the first one's payment; then a graceful stop.
+func TestServeCompletesMobileMoney(t *testing.T) { backends.Each(t, testServeCompletesMobileMoney) }
+
+func testServeCompletesMobileMoney(t *testing.T, b backends.Backend) {
+	in := newInstallation(t, b)
+	dataDir := in.dataDir
+	p := startServe(t, in)
 	c := p.creds
 	if c.MerchantID == 0 || c.ClientID == "" || c.ClientSecret == "" || c.SupabaseURL != c.BaseURL || strings.HasSuffix(c.BaseURL, ":0") || strings.Count(c.SupabaseAnonKey, ".") != 2 {
 		t.Fatalf("credentials %+v", c)
@@ -256,7 +308,7 @@ func TestServeCompletesMobileMoney(t *testing.T) {
 	cl.waitStatus(ref, "COMPLETED")
 
 	// A second merchant, made by another process on the same data dir.
-	out, err := exec.Command(dollrBinary(t), "merchants", "create", "--name", "Second", "--data-dir", dataDir).Output()
+	out, err := in.command(t, []string{"merchants", "create"}, "--name", "Second").Output()
 	if err != nil {
 		t.Fatalf("merchants create: %v", err)
 	}
@@ -266,6 +318,20 @@ func TestServeCompletesMobileMoney(t *testing.T) {
 	}
 	other := newClient(t, second)
 	other.call("GET", "/v1/status/collection/"+ref, nil, 404, nil)
+
+	// Both merchants and the payment live in the chosen backend, and only there.
+	st := in.openStore(t)
+	for _, id := range []int64{c.MerchantID, second.MerchantID} {
+		if _, err := st.Merchant(t.Context(), id); err != nil {
+			t.Fatalf("merchant %d not in the %s store: %v", id, b.Name, err)
+		}
+	}
+	if e, err := st.Execution(t.Context(), c.MerchantID, ref); err != nil || e.Status != dollr.StatusCompleted {
+		t.Fatalf("payment in the %s store: %+v, %v", b.Name, e, err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, sqliteFile)); (err == nil) != (b == backends.SQLite) {
+		t.Fatalf("SQLite file in the data dir on %s: %v", b.Name, err)
+	}
 
 	// Metrics carry the request counters.
 	resp, err := http.Get(c.BaseURL + "/metrics")
@@ -290,15 +356,17 @@ func TestServeCompletesMobileMoney(t *testing.T) {
 // TestServeRestartMidProcessing kills the server (SIGKILL) while a payment is
 // PROCESSING; a new server on the same data dir finishes it and reuses the
 // credentials, with the new address written into credentials.json.
-func TestServeRestartMidProcessing(t *testing.T) {
-	dataDir := filepath.Join(t.TempDir(), "data")
-	p := startServe(t, dataDir, "--sandbox-long-delay", "5s")
+func TestServeRestartMidProcessing(t *testing.T) { backends.Each(t, testServeRestartMidProcessing) }
+
+func testServeRestartMidProcessing(t *testing.T, b backends.Backend) {
+	in := newInstallation(t, b)
+	p := startServe(t, in, "--sandbox-long-delay", "5s")
 	cl := newClient(t, p.creds)
 	ref, _ := cl.startPayment("231770000002") // PROCESSING until --sandbox-long-delay
 	cl.waitStatus(ref, "PROCESSING")
 	p.stop(syscall.SIGKILL)
 
-	p2 := startServe(t, dataDir)
+	p2 := startServe(t, in)
 	if p2.creds.ClientSecret != p.creds.ClientSecret || p2.creds.MerchantID != p.creds.MerchantID || p2.creds.SupabaseAnonKey != p.creds.SupabaseAnonKey {
 		t.Fatalf("restart changed credentials: %+v vs %+v", p2.creds, p.creds)
 	}
