@@ -377,6 +377,24 @@ func testServeRestartMidProcessing(t *testing.T, b backends.Backend) {
 	cl2.waitStatus(ref, "COMPLETED")
 }
 
+// TestServeTwoServersOneDatabase runs two `dollr serve` processes on one
+// PostgreSQL database (each with its own data dir, as on two machines): a
+// merchant's token from one works on the other, a payment started on the
+// first is visible on the second, and after the first is killed mid-PROCESSING
+// the second finishes the payment.
+func TestServeTwoServersOneDatabase(t *testing.T) {
+	first := newInstallation(t, backends.Postgres)
+	second := installation{dataDir: filepath.Join(t.TempDir(), "data"), databaseURL: first.databaseURL}
+	p1 := startServe(t, first, "--sandbox-long-delay", "5s")
+	p2 := startServe(t, second, "--sandbox-long-delay", "5s")
+	cl1 := newClient(t, p1.creds)
+	ref, _ := cl1.startPayment("231770000002") // PROCESSING until --sandbox-long-delay
+	cl2 := &apiClient{t: t, base: p2.creds.BaseURL, token: cl1.token}
+	cl2.waitStatus(ref, "PROCESSING")
+	p1.stop(syscall.SIGKILL)
+	cl2.waitStatus(ref, "COMPLETED")
+}
+
 func TestHelp(t *testing.T) {
 	bin := dollrBinary(t)
 	out, err := exec.Command(bin, "--help").CombinedOutput()
