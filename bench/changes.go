@@ -85,8 +85,11 @@ func (e *env) touch(ctx context.Context, refs []string, msg string) error {
 // changesState is what subscribers of the changes scenario record.
 type changesState struct {
 	e          *env
-	lastBatch  []int64 // per subscription; written by its socket's reader goroutine
-	count      []int64 // deliveries per subscription, likewise
+	lastBatch  []int64   // per subscription; written by its socket's reader goroutine
+	count      []int64   // deliveries per subscription, likewise
+	got        [][]int64 // batches received per subscription, likewise: names what was lost
+	snapSeen   []bool    // the row's state from before the run arrived (the join's snapshot)
+	snapshots  atomic.Int64
 	latency    Histogram
 	commits    span
 	receipts   span
@@ -98,7 +101,13 @@ type changesState struct {
 func (s *changesState) onChange(sub int, c *rowChange, at time.Time) {
 	batch, ok := s.e.touchBatch(c.gatewayMessage)
 	if !ok {
-		return // the row's state from before this run, sent once on subscribe
+		// The row's state from before this run: the snapshot sent once after
+		// "Subscribed to PostgreSQL".
+		if !s.snapSeen[sub] {
+			s.snapSeen[sub] = true
+			s.snapshots.Add(1)
+		}
+		return
 	}
 	switch last := s.lastBatch[sub]; {
 	case batch == last:
@@ -111,6 +120,7 @@ func (s *changesState) onChange(sub int, c *rowChange, at time.Time) {
 	}
 	s.lastBatch[sub] = batch
 	s.count[sub]++
+	s.got[sub] = append(s.got[sub], batch)
 	s.delivered.Add(1)
 	s.receipts.add(at)
 	if committed, ok := parseTimestamp(c.updatedAt); ok {
@@ -151,7 +161,7 @@ func runChanges(ctx context.Context, e *env) error {
 		p := ps[j%rows]
 		specs[j] = subSpec{sessionID: p.sessionID, referenceID: p.referenceID, key: p.key}
 	}
-	st := &changesState{e: e, lastBatch: make([]int64, len(specs)), count: make([]int64, len(specs))}
+	st := &changesState{e: e, lastBatch: make([]int64, len(specs)), count: make([]int64, len(specs)), got: make([][]int64, len(specs)), snapSeen: make([]bool, len(specs))}
 	for j := range st.lastBatch {
 		st.lastBatch[j] = -1
 	}
@@ -166,6 +176,17 @@ func runChanges(ctx context.Context, e *env) error {
 	if err := pool.waitSubscribed(ctx, subscribeTimeout(len(specs))); err != nil {
 		return err
 	}
+	if o.WaitSnapshots {
+		// Start in steady state: every channel has its row's snapshot. A
+		// change committed before a channel's snapshot is read is folded into
+		// it (the client sees the newer state only), which would count as a
+		// lost touch; --wait-snapshots=false measures exactly that window.
+		e.prog.set("snapshots", func() string { return fmt.Sprintf("%d/%d", st.snapshots.Load(), len(specs)) })
+		want := int64(len(specs))
+		if !waitUntil(ctx, subscribeTimeout(len(specs)), func() bool { return st.snapshots.Load() >= want }) {
+			return fmt.Errorf("bench: %d of %d channels received their row's snapshot", st.snapshots.Load(), want)
+		}
+	}
 	e.res.Connections, e.res.Subscriptions = int(pool.connsOpen.Load()), len(specs)
 	e.res.SetupSeconds = time.Since(e.started).Seconds()
 
@@ -174,7 +195,8 @@ func runChanges(ctx context.Context, e *env) error {
 		return err
 	}
 	start := time.Now()
-	touched := make([]int64, rows) // per row; each row is written by one worker only
+	touched := make([]int64, rows)        // per row; each row is written by one worker only
+	touchBatches := make([][]int64, rows) // likewise: which batches touched it
 	var touchedTotal atomic.Int64
 	e.prog.set("running", func() string {
 		return fmt.Sprintf("touched %d, delivered %d, p99 %.2f ms", touchedTotal.Load(), st.delivered.Load(), ms(st.latency.Percentile(99)))
@@ -195,19 +217,23 @@ func runChanges(ctx context.Context, e *env) error {
 					for i, r := range part {
 						refs[i] = ps[r].referenceID
 					}
-					if err := e.touch(ctx, refs, e.touchMessage(batches.Add(1))); err != nil {
+					batch := batches.Add(1)
+					if err := e.touch(ctx, refs, e.touchMessage(batch)); err != nil {
 						e.errs.add("%v", err)
 						continue
 					}
 					for _, r := range part {
 						touched[r]++
+						touchBatches[r] = append(touchBatches[r], batch)
 					}
 					touchedTotal.Add(int64(len(part)))
 				}
 			}
 		})
 	}
-	pacer := &Pacer{Rate: o.Rate, Max: o.MaxEvents, End: start.Add(o.Duration)}
+	// Touches go out in 5 ms ticks: a request per touch would measure HTTP
+	// overhead, not the change path.
+	pacer := &Pacer{Rate: o.Rate, Max: o.MaxEvents, End: start.Add(o.Duration), Tick: 5 * time.Millisecond}
 	next := 0
 pace:
 	for {
@@ -245,8 +271,17 @@ pace:
 	// Per subscription: each must have seen every touch of its row.
 	r := e.res
 	r.Expected = want
+	shortSubs := 0
 	for j, c := range st.count {
 		r.Delivered += min(c, touched[j%rows])
+		if c < touched[j%rows] {
+			shortSubs++
+			e.errs.add("subscription %d (row %s, socket %d): %d of %d touches delivered, missing batches %v",
+				j, ps[j%rows].referenceID, j/min(o.ChannelsPerConn, rows), c, touched[j%rows], missing(touchBatches[j%rows], st.got[j], 5))
+		}
+	}
+	if shortSubs > 0 {
+		e.errs.add("%d of %d subscriptions missed touches", shortSubs, len(st.count))
 	}
 	r.Duplicates, r.OutOfOrder = st.duplicates.Load(), st.outOfOrder.Load()
 	s := st.latency.Summarize()
@@ -254,4 +289,23 @@ pace:
 	r.AchievedRate = st.commits.rate(touchedTotal.Load())
 	r.DeliveryRate = st.receipts.rate(r.Delivered)
 	return nil
+}
+
+// missing lists up to limit batches of want (ascending) absent from got
+// (ascending).
+func missing(want, got []int64, limit int) []int64 {
+	var out []int64
+	i := 0
+	for _, b := range want {
+		for i < len(got) && got[i] < b {
+			i++
+		}
+		if i < len(got) && got[i] == b {
+			continue
+		}
+		if out = append(out, b); len(out) == limit {
+			break
+		}
+	}
+	return out
 }

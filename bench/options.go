@@ -39,6 +39,9 @@ type Options struct {
 	// Witness subscribes one realtime channel per polled payment, multiplexed
 	// on few sockets, to learn each status change's commit time (polling).
 	Witness bool
+	// WaitSnapshots makes the changes scenario start touching only once every
+	// channel has received its row's snapshot (steady state).
+	WaitSnapshots bool
 	// Phone is the payer's phone for checkout and polling payments; its last
 	// two digits choose the sandbox outcome.
 	Phone string
@@ -83,6 +86,7 @@ func Defaults(scenario string) Options {
 		PollInterval:    2 * time.Second,
 		Witness:         true,
 		Subscribe:       true,
+		WaitSnapshots:   true,
 		Phone:           "231770000055",
 		Duration:        60 * time.Second,
 		MaxEvents:       10_000_000,

@@ -16,7 +16,12 @@ type Pacer struct {
 	Max   int       // count bound, > 0
 	Start time.Time // zero: the first call to Next
 	End   time.Time // time bound; zero: none (Max still bounds)
+	// Tick is the shortest time between two releases: items due in between
+	// are released together, so a high rate costs fewer wake-ups and
+	// requests. Zero releases each item when due.
+	Tick time.Duration
 
+	lastRelease time.Time
 	released int
 	now      func() time.Time
 	sleep    func(ctx context.Context, d time.Duration) error
@@ -51,12 +56,16 @@ func (p *Pacer) Next(ctx context.Context) int {
 		if !p.End.IsZero() && next.After(p.End) {
 			return 0
 		}
+		if !p.lastRelease.IsZero() && p.Tick > 0 && t.Before(p.lastRelease.Add(p.Tick)) {
+			next = p.lastRelease.Add(p.Tick)
+		}
 		if !t.Before(next) {
 			// The next item is due; so may be more. dueAt and timeOf can
 			// disagree by float rounding at a boundary, hence the max.
 			due := min(max(p.dueAt(t), p.released+1), p.Max)
 			n := due - p.released
 			p.released = due
+			p.lastRelease = t
 			return n
 		}
 		if err := sleep(ctx, next.Sub(t)); err != nil {

@@ -104,3 +104,19 @@ func TestPacerRealClockBounded(t *testing.T) {
 		t.Fatalf("released %d items in a 100ms window at 200/s", total)
 	}
 }
+
+func TestPacerTickBatches(t *testing.T) {
+	p, c := newFakePacer(1000, 100, 0)
+	p.Tick = 10 * time.Millisecond
+	total, calls := drain(p, 1000)
+	if total != 100 {
+		t.Fatalf("released %d, want 100", total)
+	}
+	// 100 items over 99 ms in releases at least 10 ms apart: 10 or 11 calls.
+	if calls < 10 || calls > 11 {
+		t.Fatalf("%d releases, want about 10 batches of 10", calls)
+	}
+	if c.sleeps > 2*calls {
+		t.Fatalf("%d sleeps for %d releases", c.sleeps, calls)
+	}
+}

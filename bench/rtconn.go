@@ -43,7 +43,12 @@ type rtHandler interface {
 	channelEvent(ch *rtChan, ev chanEvent, detail string)
 	change(ch *rtChan, c *rowChange, at time.Time)
 	connClosed(c *rtConn, err error) // err nil after close()
+	badFrame(c *rtConn, frame []byte, err error)
 }
+
+// errUnmatched is a postgres_changes event the channel's binding does not
+// match (supabase-js would drop it).
+var errUnmatched = errors.New("postgres_changes event for no binding of the channel")
 
 // rtChan is one joined topic.
 type rtChan struct {
@@ -349,6 +354,7 @@ func (c *rtConn) control(h ws.Header, r io.Reader) error {
 func (c *rtConn) handle(b []byte, at time.Time, ids []int64) {
 	f, err := parseFrame(b)
 	if err != nil {
+		c.handler.badFrame(c, b, err)
 		return
 	}
 	if string(f.topic) == "phoenix" {
@@ -370,8 +376,14 @@ func (c *rtConn) handle(b []byte, at time.Time, ids []int64) {
 	switch string(f.event) {
 	case "postgres_changes":
 		rc, err := parseChange(f.payload, ids)
-		if err != nil || !ch.joined || !ch.hasID || !containsID(rc.ids, ch.bindID) {
-			return // supabase-js would not fire the callback either
+		if err != nil {
+			c.handler.badFrame(c, b, err)
+			return
+		}
+		if !ch.joined || !ch.hasID || !containsID(rc.ids, ch.bindID) {
+			// supabase-js would not fire the callback either.
+			c.handler.badFrame(c, b, errUnmatched)
+			return
 		}
 		c.handler.change(ch, &rc, at)
 	case "phx_reply":

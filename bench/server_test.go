@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,5 +142,3 @@ func runScenario(t *testing.T, o Options) *Result {
 	}
 	return r
 }
-
-func inCI() bool { return strings.TrimSpace(os.Getenv("CI")) != "" }

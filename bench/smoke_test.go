@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -26,9 +25,6 @@ func TestSmokeCheckout(t *testing.T) {
 
 func TestSmokeChangesWithSubscribersPerRow(t *testing.T) {
 	s := startServer(t)
-	if !touchAvailable(t, s) {
-		return
-	}
 	o := s.smokeOptions("changes")
 	o.N, o.Subscribers, o.ChannelsPerConn = 10, 3, 5
 	o.Rate, o.Duration = 200, time.Second
@@ -139,23 +135,4 @@ func TestCLIRefusesRemoteAndTooManyConnections(t *testing.T) {
 			t.Errorf("%v: err %v, want exit 2\n%s", args, err, out)
 		}
 	}
-}
-
-// touchAvailable reports whether the server offers the sandbox's
-// status-touch endpoint; the changes scenario needs it.
-func touchAvailable(t *testing.T, s *testServer) bool {
-	t.Helper()
-	resp, err := http.Post(s.creds.BaseURL+"/v1/sandbox/status-touch", "application/json", bytes.NewReader([]byte(`{}`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
-		if inCI() {
-			t.Fatalf("POST /v1/sandbox/status-touch is missing (%s)", resp.Status)
-		}
-		t.Skipf("POST /v1/sandbox/status-touch is not implemented yet (%s)", resp.Status)
-		return false
-	}
-	return true
 }

@@ -126,3 +126,11 @@ func firstErrors(l *errorLog) []string {
 	}
 	return errs
 }
+
+func (p *subPool) badFrame(c *rtConn, frame []byte, err error) {
+	const show = 300
+	if len(frame) > show {
+		frame = frame[:show]
+	}
+	p.e.errs.add("unreadable or unmatched frame (%v): %s", err, frame)
+}

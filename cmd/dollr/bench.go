@@ -58,6 +58,7 @@ lost or failed, 2 when the run could not be carried out.`)
 	perConn := fs.Int("channels-per-conn", d.ChannelsPerConn, "channels sharing one socket (1: a socket per subscriber, like browsers)")
 	pollInterval := fs.Duration("poll-interval", d.PollInterval, "polling: interval between Status API calls per client")
 	subscribe := fs.Bool("subscribe", d.Subscribe, "checkout: watch each payment over realtime (false: a no-watcher baseline that waits the full --drain)")
+	waitSnapshots := fs.Bool("wait-snapshots", d.WaitSnapshots, "changes: start touching once every channel has its row's snapshot (false: also measure changes racing the snapshot)")
 	witness := fs.Bool("witness", d.Witness, "polling: learn commit times from a realtime witness (exact detection delay)")
 	phone := fs.String("phone", d.Phone, "payer phone; its last two digits choose the sandbox outcome (changes uses ...02)")
 	duration := fs.Duration("duration", 0, "cap on the measured phase (paced load, idle hold); default 60s, 10s for changes, 30s for idle")
@@ -85,7 +86,7 @@ lost or failed, 2 when the run could not be carried out.`)
 	o.Credentials, o.BaseURL, o.AllowRemote = creds, *baseURL, *allowRemote
 	o.Label, o.ServerPID, o.DBPID = *label, *serverPID, *dbPID
 	o.Subscribers, o.ChannelsPerConn, o.PollInterval, o.Witness, o.Phone = *subscribers, *perConn, *pollInterval, *witness, *phone
-	o.Subscribe = *subscribe
+	o.Subscribe, o.WaitSnapshots = *subscribe, *waitSnapshots
 	o.MaxEvents, o.Timeout, o.Concurrency, o.Heartbeat = *maxEvents, *timeout, *concurrency, *heartbeat
 	if *n != 0 {
 		o.N = *n
