@@ -22,9 +22,9 @@ type Pacer struct {
 	Tick time.Duration
 
 	lastRelease time.Time
-	released int
-	now      func() time.Time
-	sleep    func(ctx context.Context, d time.Duration) error
+	released    int
+	now         func() time.Time
+	sleep       func(ctx context.Context, d time.Duration) error
 }
 
 // Released returns how many items Next has handed out so far.
