@@ -295,17 +295,25 @@ func (db *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID str
 	var typ, status string
 	var amount, created, updated, head int64
 	var gm sql.NullString
+	// The head change's commit time is no earlier than the commit this row
+	// reflects and no later than any change after the snapshot, so a client
+	// ordering events by commit_timestamp never sees the snapshot as stale.
+	var headCommit sql.NullInt64
 	err := db.queryRow(ctx, `SELECT id, reference_id, session_id, source_type, source_id, status, payer_amount,
 			payer_currency, payment_method, requires_action, gateway_message, created_at, updated_at,
-			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0)
+			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0),
+			(SELECT commit_time FROM change_log WHERE seq = (SELECT seq FROM sqlite_sequence WHERE name = 'change_log'))
 		FROM checkout_payment_intent_public_status WHERE session_id = ? AND reference_id = ?`, sessionID, referenceID).
 		Scan(&p.ID, &p.ReferenceID, &p.SessionID, &typ, &p.SourceID, &status, &amount, &p.PayerCurrency, &p.PaymentMethod,
-			&p.RequiresAction, &gm, &created, &updated, &head)
+			&p.RequiresAction, &gm, &created, &updated, &head, &headCommit)
 	if err != nil {
 		return nil, 0, notFound(err, "execution")
 	}
 	p.SourceType, p.Status, p.PayerAmount, p.GatewayMessage = dollr.SourceType(typ), dollr.ExecutionStatus(status), dollr.Amount(amount), gm.String
 	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
+	if headCommit.Valid { // else pruned away: callers fall back to UpdatedAt
+		p.CommitTime = fromMicros(headCommit.Int64)
+	}
 	return &p, uint64(head), nil
 }
 

@@ -536,7 +536,7 @@ func testPublicStatusSnapshotSeq(t *testing.T, s dollr.Store) {
 	c, e := newExecution(t, s, m)
 	// A snapshot followed by the changes with Seq above its seq is never
 	// missing a change: what the realtime server sends a joining client.
-	_, seq, err := s.PublicStatus(ctx(t), c.sess.ID, e.ReferenceID)
+	row, seq, err := s.PublicStatus(ctx(t), c.sess.ID, e.ReferenceID)
 	if err != nil {
 		t.Fatalf("PublicStatus: %v", err)
 	}
@@ -551,5 +551,16 @@ func testPublicStatusSnapshotSeq(t *testing.T, s dollr.Store) {
 	insert := got[indexOf(got, e.ID, dollr.ChangeInsert, "")]
 	if insert.Seq > seq {
 		t.Errorf("snapshot seq %d is below the seq %d of the insert it shows", seq, insert.Seq)
+	}
+	// A snapshot's commit time, when the store gives one, sits between the
+	// commit it shows and the next change: a UI that drops events older than
+	// what it has must neither drop the snapshot nor the change after it.
+	if !row.CommitTime.IsZero() {
+		if row.CommitTime.Before(insert.CommitTime) {
+			t.Errorf("snapshot commit time %v is before the insert it shows (%v)", row.CommitTime, insert.CommitTime)
+		}
+		if row.CommitTime.After(update.CommitTime) {
+			t.Errorf("snapshot commit time %v is after the next change's (%v)", row.CommitTime, update.CommitTime)
+		}
 	}
 }
