@@ -143,6 +143,13 @@ func testLateJoin(t *testing.T, srv *server, merchant *api, vsn string) {
 	c.subscribe(srv.creds, merchant.realtimeKey(t, p.sessionID, p.referenceID), p.sessionID, p.referenceID)
 	rs := c.waitFor("SUBSCRIBED, then payload.new.status COMPLETED", inOrder(isStatus("SUBSCRIBED"), isChangeTo("COMPLETED")))
 
+	subscribedToPostgres := frameMatch("in", func(f frame) bool {
+		return f.Event == "system" && f.Payload["message"] == "Subscribed to PostgreSQL" && f.Payload["status"] == "ok"
+	})
+	latestRow := frameMatch("in", func(f frame) bool { return f.Event == "postgres_changes" })
+	if !inOrder(subscribedToPostgres, latestRow)(rs) || indexOf(rs, 0, latestRow) < indexOf(rs, 0, subscribedToPostgres) {
+		t.Errorf("the latest row was not sent after the system message \"Subscribed to PostgreSQL\"")
+	}
 	checkRows(t, rs, p)
 	if got := distinctStatuses(rs); !slices.Equal(got, []string{"COMPLETED"}) {
 		t.Errorf("a late subscriber saw payload.new.status %v, want only the current COMPLETED", got)
