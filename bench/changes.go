@@ -18,11 +18,6 @@ import (
 // delay (docs/sandbox.md), so its row can be touched without it moving on.
 const slowPhoneSuffix = "02"
 
-// touchWorkers send status-touch requests in parallel. Each owns the rows
-// with index ≡ worker (mod touchWorkers) and sends its requests one at a
-// time, so touches of one row are committed in the order they were numbered.
-const touchWorkers = 4
-
 // maxTouchBatch bounds the reference ids per status-touch request.
 const maxTouchBatch = 500
 
@@ -201,7 +196,12 @@ func runChanges(ctx context.Context, e *env) error {
 	e.prog.set("running", func() string {
 		return fmt.Sprintf("touched %d, delivered %d, p99 %.2f ms", touchedTotal.Load(), st.delivered.Load(), ms(st.latency.Percentile(99)))
 	})
-	workers := min(touchWorkers, rows)
+	// Touch workers send status-touch requests in parallel (--concurrency of
+	// them: each touch is its own commit, so parallel requests let the
+	// database group commits). Worker w owns the rows ≡ w (mod workers) and
+	// sends one request at a time, so a row's touches commit in the order
+	// they were numbered.
+	workers := min(o.Concurrency, rows)
 	queues := make([]chan []int, workers)
 	chunk := min(maxTouchBatch, max(rows/workers, 1)) // a chunk never repeats a row
 	var wg sync.WaitGroup
