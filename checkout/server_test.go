@@ -8,10 +8,7 @@ package checkout
 // test-only pages under /__test/ (the stock supabase-js bundle among them).
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,14 +16,14 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dollr/dollr/client"
+	"github.com/dollr/dollr/internal/servetest"
 )
 
 // requireCI fails under CI and skips locally when a tool is missing.
@@ -38,64 +35,15 @@ func requireCI(t *testing.T, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
-	buildDir  string
-)
-
-// dollrBinary returns the dollr binary, building it once per test run.
-func dollrBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("DOLLR_BIN"); bin != "" {
-		return bin
-	}
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "dollr-checkout-test-")
-		if buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "dollr")
-		cmd := exec.Command("go", "build", "-o", buildBin, "../cmd/dollr")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build ../cmd/dollr: %v\n%s", err, out.String())
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildBin
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// credentials is the server's <data-dir>/credentials.json.
-type credentials struct {
-	MerchantID      int64  `json:"merchant_id"`
-	ClientID        string `json:"client_id"`
-	ClientSecret    string `json:"client_secret"`
-	BaseURL         string `json:"base_url"`
-	SupabaseURL     string `json:"supabase_url"`
-	SupabaseAnonKey string `json:"supabase_anon_key"`
-}
+func TestMain(m *testing.M) { os.Exit(servetest.Main(m)) }
 
 type dollrServer struct {
 	t       *testing.T
 	URL     string // the proxy: the origin the browser and the tests use
 	backend string // the dollr server itself
 	proxy   *frontProxy
-	creds   credentials
-	bearer  string
-	logs    *lockedBuffer
+	creds   *client.Credentials
+	api     *servetest.API // calls the backend as the merchant
 }
 
 type serverOptions struct {
@@ -112,91 +60,31 @@ func startServer(t *testing.T, opt serverOptions) *dollrServer {
 	if opt.sandboxLongDelay == 0 {
 		opt.sandboxLongDelay = time.Minute
 	}
-	bin := dollrBinary(t)
-
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() }) // if the server never starts
 	publicURL := "http://" + ln.Addr().String()
-	dataDir := t.TempDir()
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0", "--public-url", publicURL,
+	srv := servetest.Start(t, servetest.Options{Flags: []string{"--public-url", publicURL,
 		"--sandbox-delay", opt.sandboxDelay.String(), "--sandbox-long-delay", opt.sandboxLongDelay.String(),
-		"--log-format", "json")
-	cmd.Stdout = logs
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	addrCh := make(chan string, 1)
-	go func() {
-		// Relay the JSON log, picking the listen address off "dollr serving".
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			logs.Write(append(append([]byte(nil), line...), '\n'))
-			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "dollr serving" {
-				select {
-				case addrCh <- rec.Addr:
-				default:
-				}
-			}
-		}
-	}()
-	go func() { cmd.Wait(); close(exited) }()
-	s := &dollrServer{t: t, URL: publicURL, logs: logs}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("dollr serve log:\n%s", logs.String())
-		}
-	})
-	select {
-	case addr := <-addrCh:
-		s.backend = "http://" + addr
-	case <-exited:
-		t.Fatalf("dollr serve exited: %s", logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("dollr serve did not start: %s", logs.String())
-	}
+		"--log-format", "json"}})
+	s := &dollrServer{t: t, URL: publicURL, backend: srv.URL}
 
 	backend, _ := url.Parse(s.backend)
 	s.proxy = newFrontProxy(backend)
-	srv := &http.Server{Handler: s.proxy, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	front := &http.Server{Handler: s.proxy, ReadHeaderTimeout: 10 * time.Second}
+	go front.Serve(ln)
 	t.Cleanup(func() {
 		s.proxy.Cut() // hijacked sockets are not closed by Close
-		srv.Close()
+		front.Close()
 	})
 
-	b, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
-	if err != nil {
+	if s.creds, err = client.LoadCredentials(srv.CredentialsPath()); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &s.creds); err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	s.call("POST", "/v1/jwt/client/obtain/token", map[string]string{"client_id": s.creds.ClientID, "client_secret": s.creds.ClientSecret}, &tok)
-	s.bearer = tok.AccessToken
+	s.api = servetest.NewAPI(t, s.backend)
+	s.api.Login(s.creds.ClientID, s.creds.ClientSecret)
 
 	// The page must be mounted; say exactly what is missing if it is not.
 	resp, err := http.Get(s.URL + "/checkout/assets/realtime.js")
@@ -214,30 +102,7 @@ func startServer(t *testing.T, opt serverOptions) *dollrServer {
 // test unless the status is 200.
 func (s *dollrServer) call(method, path string, body, out any) {
 	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, s.backend+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	if s.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+s.bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		s.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
-	}
+	s.api.Call(method, path, body, http.StatusOK, out)
 }
 
 // hostedCheckout creates a HOSTED invoice and returns the URL the merchant
@@ -418,33 +283,13 @@ func (p *frontProxy) Cut() {
 	}
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-time.After(50 * time.Millisecond):
+	servetest.WaitFor(t, timeout, func() error {
+		if !cond() {
+			return fmt.Errorf("waiting for %s", what)
 		}
-	}
+		return nil
+	})
 }

@@ -1,152 +1,44 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dollr/dollr/internal/servetest"
 )
 
-// The SDK's integration tests run against a real `dollr serve`, built once
-// per test binary from ../cmd/dollr and started per test on a free port with
-// its own data directory.
+// The SDK's integration tests run against a real `dollr serve`: built once
+// per test binary and started per test on its own port and data directory
+// (internal/servetest).
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
+func TestMain(m *testing.M) { os.Exit(servetest.Main(m)) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// dollrBinary returns the path of a freshly built dollr binary.
-func dollrBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "dollr-sdk-test-")
-		if buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "dollr")
-		root, err := filepath.Abs("..")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		cmd := exec.Command(goTool(), "build", "-o", buildBin, "./cmd/dollr")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/dollr: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildBin
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-}
-
-// testServer is one running `dollr serve`.
+// testServer is one running `dollr serve` and its merchant's credentials.
 type testServer struct {
-	DataDir string
-	Creds   *Credentials
-	cmd     *exec.Cmd
-	log     *syncBuffer
+	*servetest.Server
+	Creds *Credentials
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startServer runs dollr serve on 127.0.0.1:0 with fast sandbox timings
-// (overridable by extra flags) and stops it when t ends.
+// startServer runs dollr serve with fast sandbox timings (overridable by
+// extra flags) and stops it when t ends.
 func startServer(t testing.TB, extra ...string) *testServer {
 	t.Helper()
-	bin := dollrBinary(t)
-	s := &testServer{DataDir: t.TempDir(), log: &syncBuffer{}}
-	args := append([]string{"serve", "--data-dir", s.DataDir, "--addr", "127.0.0.1:0",
-		"--sandbox-delay", "1s", "--sandbox-long-delay", "8s", "--join-error-delay", "100ms"}, extra...)
-	s.cmd = exec.Command(bin, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
+	s := servetest.Start(t, servetest.Options{Flags: append([]string{
+		"--sandbox-delay", "1s", "--sandbox-long-delay", "8s", "--join-error-delay", "100ms"}, extra...)})
+	c, err := LoadCredentials(s.CredentialsPath())
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { s.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			s.cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("dollr serve output:\n%s", s.log.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("dollr serve exited during start-up:\n%s", s.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dollr serve not ready after 60s:\n%s", s.log.String())
-		}
-		if c, err := LoadCredentials(filepath.Join(s.DataDir, "credentials.json")); err == nil {
-			if resp, err := http.Get(c.BaseURL + "/healthz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					s.Creds = c
-					return s
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &testServer{Server: s, Creds: c}
 }
-
-// CredentialsPath is the server's credentials.json.
-func (s *testServer) CredentialsPath() string { return filepath.Join(s.DataDir, "credentials.json") }
 
 // countingTransport counts token requests, so tests can see the cache work.
 type countingTransport struct {

@@ -6,24 +6,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/dollr/dollr/client"
+	"github.com/dollr/dollr/internal/servetest"
 )
 
 // TestWatchAndPay builds the dollr binary, starts `dollr serve` and checks
 // the exit codes and output of `dollr pay` and `dollr watch`.
 func TestWatchAndPay(t *testing.T) {
-	bin := sdkBuildDollr(t)
-	creds := sdkStartServer(t, bin, "--sandbox-delay", "2s", "--sandbox-long-delay", "30s")
+	bin := servetest.Build(t)
+	creds := servetest.Start(t, servetest.Options{Flags: []string{"--sandbox-delay", "2s", "--sandbox-long-delay", "30s"}}).CredentialsPath()
 
 	// pay: run cmd with args and return its exit code and output.
 	run := func(t *testing.T, args ...string) (int, string, string) {
@@ -161,83 +157,4 @@ func sdkJSONLines(t *testing.T, out string) []map[string]any {
 		t.Fatal("no output")
 	}
 	return events
-}
-
-// sdkBuildDollr builds this command into a temporary directory.
-func sdkBuildDollr(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "dollr")
-	goBin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	if p, err := exec.LookPath("go"); err == nil {
-		goBin = p
-	}
-	cmd := exec.Command(goBin, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-type sdkLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *sdkLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *sdkLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// sdkStartServer runs `dollr serve` on a free port until t ends and returns
-// the path of its credentials.json once it answers /healthz.
-func sdkStartServer(t *testing.T, bin string, extra ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	log := &sdkLog{}
-	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0"}, extra...)...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("dollr serve output:\n%s", log.String())
-		}
-	})
-	path := filepath.Join(dir, "credentials.json")
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Fatalf("dollr serve exited:\n%s", log.String())
-		default:
-		}
-		if c, err := client.LoadCredentials(path); err == nil {
-			if resp, err := http.Get(c.BaseURL + "/healthz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return path
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("dollr serve not ready:\n%s", log.String())
-	return ""
 }
