@@ -5,6 +5,7 @@
 package conformance
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,7 +18,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dollr/dollr/internal/backends"
+	"github.com/dollr/dollr/pgtest"
 )
+
+// TestMain shares one PostgreSQL cluster among the PostgreSQL servers (each
+// gets a fresh database) and stops it at the end.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // nodeBin is the node executable, found by requireNode.
 var nodeBin string
@@ -78,33 +87,56 @@ func installedVersion(pkg string) string {
 	return m.Version
 }
 
-// TestSupabaseJS runs every scenario for both wire formats. Four servers run
-// side by side: one shared by the scenarios that leave it alone, two with
-// short realtime-key lifetimes, and one that is restarted mid-payment.
+// TestSupabaseJS runs every scenario for both wire formats on both backends,
+// SQLite and PostgreSQL, at once. Each backend has four servers: one shared
+// by the scenarios that leave it alone, two with short realtime-key
+// lifetimes, and one that is restarted mid-payment. Each PostgreSQL server
+// has its own database, hence its own replication slot (four of the
+// cluster's max_replication_slots).
 func TestSupabaseJS(t *testing.T) {
 	requireNode(t)
-	bin := buildDollr(t)
-	runConcurrently(t, map[string]func(*testing.T){
-		"server":  func(t *testing.T) { sharedServerScenarios(t, bin) },
-		"expiry":  func(t *testing.T) { expiryScenario(t, bin) },
-		"restart": func(t *testing.T) { restartScenario(t, bin) },
-		"refresh": func(t *testing.T) { refreshScenario(t, bin) },
-	})
+	// The PostgreSQL cluster starts while the dollr binary builds, before
+	// the scenarios load the machine. Without PostgreSQL binaries the
+	// start-postgres subtest skips (fails with CI set), and so do the
+	// PostgreSQL scenarios.
+	bin := filepath.Join(t.TempDir(), "dollr")
+	built := make(chan error, 1)
+	go func() { built <- buildDollr(bin) }()
+	t.Run("start-postgres", func(t *testing.T) { pgtest.Shared(t) })
+	if err := <-built; err != nil {
+		t.Fatal(err)
+	}
+	perBackend := map[string]func(*testing.T){}
+	for _, b := range backends.All() {
+		perBackend[b.Name] = func(t *testing.T) {
+			runConcurrently(t, map[string]func(*testing.T){
+				"server":  func(t *testing.T) { sharedServerScenarios(t, bin, b) },
+				"expiry":  func(t *testing.T) { expiryScenario(t, bin, b) },
+				"restart": func(t *testing.T) { restartScenario(t, bin, b) },
+				"refresh": func(t *testing.T) { refreshScenario(t, bin, b) },
+			})
+		}
+	}
+	runConcurrently(t, perBackend)
 }
 
-func sharedServerScenarios(t *testing.T, bin string) {
-	srv := startServer(t, bin)
+func sharedServerScenarios(t *testing.T, bin string, b backends.Backend) {
+	srv := startServer(t, bin, b)
 	merchant := newAPI(t, srv.creds)
 	perVSN := map[string]func(*testing.T){}
 	for _, vsn := range vsns {
 		perVSN["vsn="+vsn] = func(t *testing.T) {
-			runConcurrently(t, map[string]func(*testing.T){
+			tests := map[string]func(*testing.T){
 				"completes":    func(t *testing.T) { testProgression(t, srv, merchant, vsn, phoneCompletes, "COMPLETED") },
 				"fails":        func(t *testing.T) { testProgression(t, srv, merchant, vsn, phoneFails, "FAILED") },
 				"late-join":    func(t *testing.T) { testLateJoin(t, srv, merchant, vsn) },
 				"isolation":    func(t *testing.T) { testIsolation(t, srv, merchant, vsn) },
 				"unauthorized": func(t *testing.T) { testUnauthorized(t, srv, merchant, vsn) },
-			})
+			}
+			if b == backends.Postgres {
+				tests["external-update"] = func(t *testing.T) { testExternalUpdate(t, srv, merchant, vsn) }
+			}
+			runConcurrently(t, tests)
 		}
 	}
 	runConcurrently(t, perVSN)
@@ -310,9 +342,9 @@ func testUnauthorized(t *testing.T, srv *server, merchant *api, vsn string) {
 
 // expiryScenario: when the realtime key expires the server closes the
 // channel, and the client reports CLOSED.
-func expiryScenario(t *testing.T, bin string) {
+func expiryScenario(t *testing.T, bin string, b backends.Backend) {
 	const ttl = 5
-	srv := startServer(t, bin, "--realtime-key-ttl", fmt.Sprintf("%ds", ttl))
+	srv := startServer(t, bin, b, "--realtime-key-ttl", fmt.Sprintf("%ds", ttl))
 	merchant := newAPI(t, srv.creds)
 	tests := map[string]func(*testing.T){}
 	for _, vsn := range vsns {
@@ -345,9 +377,9 @@ func expiryScenario(t *testing.T, bin string) {
 // expires keeps its channel. The snippet's accessToken callback returns the
 // new key, the client sends it as access_token on its next heartbeat (every
 // 25 s), and the server extends the channel past the first key's expiry.
-func refreshScenario(t *testing.T, bin string) {
+func refreshScenario(t *testing.T, bin string, b backends.Backend) {
 	const ttl = 30 * time.Second // longer than the client's 25 s heartbeat
-	srv := startServer(t, bin, "--realtime-key-ttl", ttl.String())
+	srv := startServer(t, bin, b, "--realtime-key-ttl", ttl.String())
 	merchant := newAPI(t, srv.creds)
 	tests := map[string]func(*testing.T){}
 	for _, vsn := range vsns {
@@ -394,10 +426,11 @@ func refreshScenario(t *testing.T, bin string) {
 }
 
 // restartScenario: the server stops while payments are PROCESSING and comes
-// back on the same address and data; each client reports CHANNEL_ERROR, then
-// SUBSCRIBED again, then the final status.
-func restartScenario(t *testing.T, bin string) {
-	srv := startServer(t, bin)
+// back on the same address and data (on PostgreSQL: the same database, whose
+// replication slot outlives the process); each client reports CHANNEL_ERROR,
+// then SUBSCRIBED again, then the final status.
+func restartScenario(t *testing.T, bin string, b backends.Backend) {
+	srv := startServer(t, bin, b)
 	merchant := newAPI(t, srv.creds)
 	type follower struct {
 		vsn string
@@ -427,6 +460,12 @@ func restartScenario(t *testing.T, bin string) {
 			t.Fatalf("vsn %s: the payment completed before the server stopped; --sandbox-long-delay is too short for this machine", f.vsn)
 		}
 	}
+	if srv.databaseURL != "" {
+		// The restarted server must resume from the slot, not make a new one.
+		if slots := srv.replicationSlots(t); len(slots) != 1 || slots[0].active {
+			t.Errorf("replication slots of the stopped server's database: %+v, want its one slot, inactive", slots)
+		}
+	}
 	srv.start()
 
 	for _, f := range fs {
@@ -438,6 +477,54 @@ func restartScenario(t *testing.T, bin string) {
 		}
 		checkWireFormat(t, rs, f.vsn)
 	}
+}
+
+// testExternalUpdate (PostgreSQL only): a change made by another writer, as a
+// support engineer would in psql, reaches a subscribed client, because
+// realtime is fed from the database's write-ahead log.
+func testExternalUpdate(t *testing.T, srv *server, merchant *api, vsn string) {
+	p := merchant.preparePayment(t, phoneSlow) // PROCESSING for --sandbox-long-delay
+	c := startJS(t, "snippet.mjs", vsn)
+	c.subscribe(srv.creds, merchant.realtimeKey(t, p.sessionID, p.referenceID), p.sessionID, p.referenceID)
+	c.waitSubscribed()
+	merchant.execute(t, p)
+	c.waitFor("payload.new.status PROCESSING", has(isChangeTo("PROCESSING")))
+
+	const message = "set by support"
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, srv.databaseURL)
+	if err != nil {
+		t.Fatalf("connect to the server's database: %v", err)
+	}
+	defer conn.Close(context.Background())
+	tag, err := conn.Exec(ctx, fmt.Sprintf(`UPDATE checkout_payment_intent_public_status SET gateway_message = '%s', updated_at = now() WHERE reference_id = '%s'`, message, p.referenceID))
+	if err != nil {
+		t.Fatalf("external UPDATE: %v", err)
+	}
+	if tag.RowsAffected() != 1 {
+		t.Fatalf("external UPDATE changed %d rows, want 1", tag.RowsAffected())
+	}
+
+	bySupport := func(r record) bool { return r.Kind == "change" && r.New["gateway_message"] == message }
+	rs := c.waitFor("the external UPDATE (gateway_message "+message+")", has(bySupport))
+	got := rs[indexOf(rs, 0, bySupport)]
+	if got.EventType != "UPDATE" {
+		t.Errorf("the external change arrived as eventType %q, want UPDATE", got.EventType)
+	}
+	if got.newStatus() != "PROCESSING" {
+		t.Fatalf("the external UPDATE arrived with status %q, want PROCESSING; --sandbox-long-delay is too short for this machine", got.newStatus())
+	}
+	processing := rs[indexOf(rs, 0, isChangeTo("PROCESSING"))]
+	before, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(processing.New["updated_at"]))
+	after, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(got.New["updated_at"]))
+	if err1 != nil || err2 != nil || !after.After(before) {
+		t.Errorf("payload.new.updated_at %v after the external UPDATE, want a time later than %v (set to now())", got.New["updated_at"], processing.New["updated_at"])
+	}
+	checkRows(t, rs, p)
+	checkRowShape(t, got.New)
+	checkWireFormat(t, rs, vsn)
+	checkOnlySubscribed(t, rs)
 }
 
 // ---- checks -----------------------------------------------------------------

@@ -3,6 +3,7 @@ package conformance
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dollr/dollr/internal/backends"
 )
 
 // waitTimeout bounds every wait for the server or a client. It is generous
@@ -38,15 +42,13 @@ type credentials struct {
 	SupabaseAnonKey string `json:"supabase_anon_key"`
 }
 
-// buildDollr compiles ./cmd/dollr once per test run, with the race detector
-// when the suite itself runs under it, so races in the server show up here.
-func buildDollr(t *testing.T) string {
-	t.Helper()
+// buildDollr compiles ./cmd/dollr to bin, with the race detector when the
+// suite itself runs under it, so races in the server show up here.
+func buildDollr(bin string) error {
 	root, err := filepath.Abs("..")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	bin := filepath.Join(t.TempDir(), "dollr")
 	args := []string{"build", "-o", bin}
 	if raceEnabled {
 		args = append(args, "-race")
@@ -55,9 +57,9 @@ func buildDollr(t *testing.T) string {
 	cmd := exec.Command(goTool(), args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/dollr: %v\n%s", err, out)
+		return fmt.Errorf("go build ./cmd/dollr: %v\n%s", err, out)
 	}
-	return bin
+	return nil
 }
 
 func goTool() string {
@@ -81,15 +83,20 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// server is one `dollr serve` process over its own data directory. It can be
-// stopped and started again on the same address and data.
+// server is one `dollr serve` process over its own data directory (which
+// holds credentials.json, and the SQLite database unless databaseURL is set).
+// It can be stopped and started again on the same address and data.
 type server struct {
 	t       *testing.T
 	bin     string
+	backend backends.Backend
 	dataDir string
-	addr    string
-	args    []string
-	creds   credentials
+	// databaseURL is the server's own fresh PostgreSQL database, empty on
+	// SQLite.
+	databaseURL string
+	addr        string
+	args        []string
+	creds       credentials
 
 	log  lockedBuffer // output of every run, shown when the test fails
 	mu   sync.Mutex
@@ -97,11 +104,18 @@ type server struct {
 	done chan struct{} // closed when the current process has exited
 }
 
-// startServer starts dollr serve with the suite's fast sandbox timings plus
-// extra flags, and stops it when t ends.
-func startServer(t *testing.T, bin string, extra ...string) *server {
+// startServer starts dollr serve on backend b with the suite's fast sandbox
+// timings plus extra flags, and stops it when t ends. On PostgreSQL the
+// server gets a fresh database of the package's cluster, dropped (with its
+// replication slot) after the server has stopped.
+func startServer(t *testing.T, bin string, b backends.Backend, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, bin: bin, dataDir: t.TempDir(), addr: freeAddr(t)}
+	s := &server{t: t, bin: bin, backend: b, dataDir: t.TempDir(), addr: freeAddr(t)}
+	if b == backends.Postgres {
+		// Created before the server's cleanup is registered, so dropped after
+		// it runs.
+		s.databaseURL = b.NewDatabase(t).URL
+	}
 	s.args = append([]string{"serve",
 		"--data-dir", s.dataDir,
 		"--addr", s.addr,
@@ -109,6 +123,7 @@ func startServer(t *testing.T, bin string, extra ...string) *server {
 		"--sandbox-long-delay", "6s",
 		"--join-error-delay", "200ms",
 	}, extra...)
+	s.args = append(s.args, s.storeFlags()...)
 	t.Cleanup(func() {
 		s.stop()
 		// A -race build reports races on stderr and keeps serving.
@@ -128,7 +143,7 @@ func startServer(t *testing.T, bin string, extra ...string) *server {
 func (s *server) start() {
 	t := s.t
 	t.Helper()
-	cmd := exec.Command(s.bin, s.args...)
+	cmd := s.command(s.args...)
 	cmd.Stdout = &s.log
 	cmd.Stderr = &s.log
 	if err := cmd.Start(); err != nil {
@@ -192,6 +207,22 @@ func (s *server) stop() {
 
 var healthClient = &http.Client{Timeout: 2 * time.Second}
 
+// storeFlags point a dollr command at the server's system of record.
+func (s *server) storeFlags() []string {
+	if s.databaseURL == "" {
+		return nil
+	}
+	return []string{"--database-url", s.databaseURL}
+}
+
+// command prepares a dollr command. DATABASE_URL is cleared so the
+// environment the suite runs in cannot switch the backend.
+func (s *server) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(s.bin, args...)
+	cmd.Env = append(os.Environ(), "DATABASE_URL=")
+	return cmd
+}
+
 func readCredentials(dataDir string) (credentials, error) {
 	var c credentials
 	b, err := os.ReadFile(filepath.Join(dataDir, "credentials.json"))
@@ -206,7 +237,7 @@ func readCredentials(dataDir string) (credentials, error) {
 // directory and returns the new merchant's credentials.
 func (s *server) createMerchant(t *testing.T, name string) credentials {
 	t.Helper()
-	cmd := exec.Command(s.bin, "merchants", "create", "--name", name, "--data-dir", s.dataDir)
+	cmd := s.command(append([]string{"merchants", "create", "--name", name, "--data-dir", s.dataDir}, s.storeFlags()...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -773,4 +804,39 @@ func runConcurrently(t *testing.T, tests map[string]func(t *testing.T)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// slot is one row of pg_replication_slots.
+type slot struct {
+	name   string
+	active bool
+}
+
+// replicationSlots lists the replication slots of the server's PostgreSQL
+// database.
+func (s *server) replicationSlots(t *testing.T) []slot {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.databaseURL)
+	if err != nil {
+		t.Fatalf("connect to the server's database: %v", err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT slot_name, active FROM pg_replication_slots WHERE database = current_database() ORDER BY slot_name`)
+	if err != nil {
+		t.Fatalf("list replication slots: %v", err)
+	}
+	var out []slot
+	for rows.Next() {
+		var sl slot
+		if err := rows.Scan(&sl.name, &sl.active); err != nil {
+			t.Fatalf("list replication slots: %v", err)
+		}
+		out = append(out, sl)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("list replication slots: %v", err)
+	}
+	return out
 }
