@@ -30,6 +30,15 @@ var (
 	buildOut  []byte
 )
 
+// TestMain removes the binary built for the smoke runs.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildBin != "" {
+		os.RemoveAll(filepath.Dir(buildBin))
+	}
+	os.Exit(code)
+}
+
 // dollrBinary builds ../cmd/dollr once per test process.
 func dollrBinary(t *testing.T) string {
 	t.Helper()
