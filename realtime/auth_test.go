@@ -229,7 +229,8 @@ func TestSnapshotThenLiveInCommitOrder(t *testing.T) {
 	srv := startServer(t, Config{Policy: paymentPolicy, Snapshot: snap})
 	c := dial(t, srv, "2.0.0")
 	topic := "realtime:payment-intent:7:" + refA
-	c.joinOK(topic, productJoin(realtimeKey(7, refA, time.Hour), strings.ToUpper(refA)))
+	ref := c.nextRef()
+	c.push(ref, ref, topic, "phx_join", productJoin(realtimeKey(7, refA, time.Hour), strings.ToUpper(refA)))
 	select {
 	case <-snap.called:
 	case <-time.After(5 * time.Second):
@@ -240,8 +241,16 @@ func TestSnapshotThenLiveInCommitOrder(t *testing.T) {
 	}
 	// Committed while the snapshot is read: 4 is older than the snapshot, 6 newer.
 	srv.Publish([]change{statusChange(4, refA, 1, dollr.StatusPending), statusChange(6, refA, 1, dollr.StatusCompleted)})
-	c.quiet(20 * time.Millisecond) // held until the snapshot is out
+	// The join is answered only once the snapshot is read, so anything committed
+	// after the client sees SUBSCRIBED is newer than the snapshot.
+	c.quiet(20 * time.Millisecond)
 	close(snap.release)
+	if m := c.nextEvent("phx_reply"); m.payload()["status"] != "ok" {
+		t.Fatalf("join reply: %s", m.Raw)
+	}
+	if m := c.nextEvent("system"); m.payload()["message"] != "Subscribed to PostgreSQL" {
+		t.Fatalf("system: %s", m.Raw)
+	}
 	first := c.nextEvent("postgres_changes")
 	if statusOf(t, first) != "PROCESSING" || first.payload()["data"].(map[string]any)["type"] != "INSERT" {
 		t.Errorf("snapshot row: %s", first.Raw)

@@ -308,9 +308,12 @@ func (c *conn) join(f frame) {
 	c.chanMu.Unlock()
 	s.m.channels.Inc()
 	s.joinTopic(ch)
-	// Registered before the reply: every change committed from here on reaches
-	// the channel (held until the reply, the system message and the snapshot are out).
+	// Registered before the snapshot and the reply: every change committed from
+	// here on reaches the channel (held until the reply, the system message and
+	// the snapshot are out), and every change after the reply is newer than the
+	// snapshot.
 	s.idx.swap(nil, ch.subs)
+	syncGen, snapshot := ch.syncNow(ch.subs)
 
 	reply := make([]byte, 0, 64+128*len(p.bindings))
 	reply = append(reply, `{"status":"ok","response":{"postgres_changes":[`...)
@@ -334,7 +337,7 @@ func (c *conn) join(f frame) {
 		ch.sendSubscriptionStatus()
 	}
 	ch.armExpiry()
-	ch.startSync(ch.subs)
+	ch.flush(syncGen, snapshot)
 }
 
 // buildSubs compiles the channel's bindings against the served tables and the

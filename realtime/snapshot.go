@@ -135,6 +135,32 @@ func (ch *channel) startSync(subs []*sub) {
 	}()
 }
 
+// syncNow reads the subscriptions' snapshot before the caller answers a join,
+// so whatever commits after the client sees SUBSCRIBED is newer than the
+// snapshot and arrives as an event of its own rather than folded into it.
+// The caller sends the snapshot with flush(gen, snapshot) once the reply and
+// the system message are out; live changes stay held until then.
+func (ch *channel) syncNow(subs []*sub) (gen uint64, snapshot []outMsg) {
+	var groups []*snapGroup
+	if ch.s.cfg.Snapshot != nil {
+		groups = snapshotGroups(subs)
+	}
+	ch.mu.Lock()
+	ch.syncGen++
+	gen = ch.syncGen
+	if ch.cancel != nil {
+		ch.cancel()
+		ch.cancel = nil
+	}
+	ch.mu.Unlock()
+	if len(groups) == 0 {
+		return gen, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ch.s.cfg.SnapshotTimeout)
+	defer cancel()
+	return gen, ch.readSnapshots(ctx, groups)
+}
+
 func (ch *channel) readSnapshots(ctx context.Context, groups []*snapGroup) []outMsg {
 	var msgs []outMsg
 	var rv rowView
