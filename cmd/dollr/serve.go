@@ -47,6 +47,7 @@ type serveConfig struct {
 	ShutdownTimeout  time.Duration
 	LogFormat        string
 	LogLevel         string
+	PprofAddr        string
 }
 
 func runServe(ctx context.Context, args []string) int {
@@ -70,6 +71,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for requests to finish")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -168,6 +170,13 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			log.Error("sandbox runner stopped", "err", err)
 		}
 	})
+	if c.PprofAddr != "" {
+		if _, err := servePprof(runCtx, c.PprofAddr, log); err != nil {
+			stopRun()
+			wg.Wait()
+			return err
+		}
+	}
 	closeRealtime, err := mountRealtime(runCtx, &wg, mux, store, tokens, c, log, reg)
 	if err != nil {
 		stopRun()
