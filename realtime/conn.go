@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,7 +105,7 @@ func (c *conn) readLoop(pre []byte) {
 				return
 			}
 			if h.Fin {
-				c.handleOff(h.OpCode, payload)
+				c.handleOnReader(h.OpCode, payload)
 			} else {
 				msg, msgOp, inMsg = payload, h.OpCode, true
 			}
@@ -115,7 +116,7 @@ func (c *conn) readLoop(pre []byte) {
 			}
 			msg = append(msg, payload...)
 			if h.Fin {
-				c.handleOff(msgOp, msg)
+				c.handleOnReader(msgOp, msg)
 				msg, inMsg = nil, false
 			}
 		}
@@ -134,6 +135,93 @@ func readPayload(r io.Reader, n int64) ([]byte, error) {
 	var buf bytes.Buffer
 	_, err := io.CopyN(&buf, r, n)
 	return buf.Bytes(), err
+}
+
+// handleOnReader answers a heartbeat on the reader goroutine and hands every
+// other message to handleOff. Heartbeats are most of what an idle socket
+// receives (one per client every 25 s); decoding each with encoding/json on a
+// fresh goroutine was about half of an idle server's CPU.
+func (c *conn) handleOnReader(op ws.OpCode, data []byte) {
+	if op == ws.OpText {
+		if ref, ok := heartbeatRef(c.vsn, data); ok {
+			c.reply(frame{ref: ref, topic: "phoenix"}, "ok", emptyObject)
+			return
+		}
+	}
+	c.handleOff(op, data)
+}
+
+// The heartbeat shapes that supabase-js and the Phoenix client send, around
+// the ref (a JSON string). Anything else, such as another key order, spacing,
+// a numeric ref or a non-empty payload, takes the full decoder, which answers
+// it the same way.
+const (
+	heartbeatPrefix2 = `[null,`
+	heartbeatSuffix2 = `,"phoenix","heartbeat",{}]`
+	heartbeatPrefix1 = `{"topic":"phoenix","event":"heartbeat","payload":{},"ref":`
+	heartbeatSuffix1 = `}`
+	// The same with an explicit null join_ref, as Phoenix's own clients write it.
+	heartbeatSuffix1JoinRef = `,"join_ref":null}`
+)
+
+// heartbeatRef reports whether data is a heartbeat in one of the exact shapes
+// above and returns its ref as the raw JSON string the client sent, so the
+// reply echoes it byte for byte as the full decoder would.
+func heartbeatRef(v version, data []byte) ([]byte, bool) {
+	prefix := heartbeatPrefix1
+	if v == vsn2 {
+		prefix = heartbeatPrefix2
+	}
+	if !bytes.HasPrefix(data, []byte(prefix)) {
+		return nil, false
+	}
+	rest := data[len(prefix):]
+	n := jsonStringLen(rest)
+	if n == 0 {
+		return nil, false
+	}
+	ref, tail := rest[:n], string(rest[n:])
+	if v == vsn2 {
+		return ref, tail == heartbeatSuffix2
+	}
+	return ref, tail == heartbeatSuffix1 || tail == heartbeatSuffix1JoinRef
+}
+
+// jsonStringLen returns the length of the JSON string literal at the start of
+// b, or 0 if b does not start with one. It accepts what encoding/json accepts:
+// escapes are checked, other bytes from 0x20 up are taken as they are.
+func jsonStringLen(b []byte) int {
+	if len(b) == 0 || b[0] != '"' {
+		return 0
+	}
+	for i := 1; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c < 0x20:
+			return 0
+		case c != '\\':
+			i++
+		case i+1 >= len(b):
+			return 0
+		case strings.IndexByte(`"\/bfnrt`, b[i+1]) >= 0:
+			i += 2
+		case b[i+1] == 'u' && i+6 <= len(b) && isHex4(b[i+2:i+6]):
+			i += 6
+		default:
+			return 0
+		}
+	}
+	return 0
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b[:4] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // handleOff handles a message on a short-lived goroutine and waits for it, so
