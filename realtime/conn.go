@@ -144,7 +144,7 @@ func readPayload(r io.Reader, n int64) ([]byte, error) {
 func (c *conn) handleOnReader(op ws.OpCode, data []byte) {
 	if op == ws.OpText {
 		if ref, ok := heartbeatRef(c.vsn, data); ok {
-			c.reply(frame{ref: ref, topic: "phoenix"}, "ok", emptyObject)
+			c.send(outMsg{op: ws.OpText, data: heartbeatReply(c.vsn, ref)})
 			return
 		}
 	}
@@ -163,6 +163,17 @@ const (
 	// The same with an explicit null join_ref, as Phoenix's own clients write it.
 	heartbeatSuffix1JoinRef = `,"join_ref":null}`
 )
+
+// heartbeatReply is the phx_reply to a heartbeat, the frame reply() builds,
+// assembled in one allocation so the reader's stack stays shallow.
+func heartbeatReply(v version, ref []byte) []byte {
+	pre, post := `[null,`, `,"phoenix","phx_reply",{"status":"ok","response":{}}]`
+	if v != vsn2 {
+		pre, post = `{"topic":"phoenix","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":`, `,"join_ref":null}`
+	}
+	b := make([]byte, 0, len(pre)+len(ref)+len(post))
+	return append(append(append(b, pre...), ref...), post...)
+}
 
 // heartbeatRef reports whether data is a heartbeat in one of the exact shapes
 // above and returns its ref as the raw JSON string the client sent, so the

@@ -71,6 +71,16 @@ func TestHeartbeatRef(t *testing.T) {
 	}
 }
 
+func TestHeartbeatReplyMatchesReply(t *testing.T) {
+	for _, v := range []version{vsn1, vsn2} {
+		ref := []byte(`"a\"b"`)
+		want := encodeFrame(v, nil, ref, "phoenix", "phx_reply", []byte(`{"status":"ok","response":{}}`))
+		if got := heartbeatReply(v, ref); !bytes.Equal(got, want) {
+			t.Errorf("vsn %d: got %s, want %s", v, got, want)
+		}
+	}
+}
+
 // FuzzHeartbeatRef checks that the fast path accepts only heartbeats the full
 // decoder accepts too, with the same ref.
 func FuzzHeartbeatRef(f *testing.F) {
