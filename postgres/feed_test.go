@@ -68,7 +68,7 @@ func TestExternalWritesReachFollow(t *testing.T) {
 	db, url := open(t)
 	m := newMerchant(t, db)
 	f := follow(t, db, 0)
-	f.live(t, db, m)
+	f.Live(t, db, m)
 	e := mustPending(t, db, m)
 	conn := connect(t, url)
 	if _, err := conn.Exec(ctxT(t), `UPDATE checkout_payment_intent_public_status
@@ -80,7 +80,7 @@ func TestExternalWritesReachFollow(t *testing.T) {
 	if _, err := conn.Exec(ctxT(t), "DELETE FROM checkout_payment_intent_public_status WHERE id = $1", e.ID); err != nil {
 		t.Fatal(err)
 	}
-	got := f.waitFor(t, "the external UPDATE and DELETE", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "the external UPDATE and DELETE", func(cs []dollr.Change) bool {
 		return has(cs, e.ID, dollr.ChangeDelete, "")
 	})
 	var upd, del *dollr.Change
@@ -144,7 +144,7 @@ func TestDecodeMatchesToJSONB(t *testing.T) {
 			t.Fatalf("insert %s: %v", r, err)
 		}
 	}
-	got := f.waitFor(t, "three inserts", func(cs []dollr.Change) bool { return len(cs) >= 3 })
+	got := f.WaitFor(t, "three inserts", func(cs []dollr.Change) bool { return len(cs) >= 3 })
 	wantColumns := []dollr.Column{
 		{Name: "id", Type: "int8"}, {Name: "i2", Type: "int2"}, {Name: "i4", Type: "int4"}, {Name: "n", Type: "numeric"},
 		{Name: "nn", Type: "numeric"}, {Name: "f8", Type: "float8"}, {Name: "f4", Type: "float4"}, {Name: "b", Type: "bool"},
@@ -183,7 +183,7 @@ func TestDecodeMatchesToJSONB(t *testing.T) {
 	if _, err := conn.Exec(ctxT(t), "UPDATE decode_test SET id = 10, t = 'moved' WHERE id = 1; DELETE FROM decode_test WHERE id = 2"); err != nil {
 		t.Fatal(err)
 	}
-	got = f.waitFor(t, "update and delete", func(cs []dollr.Change) bool { return len(cs) >= 5 })
+	got = f.WaitFor(t, "update and delete", func(cs []dollr.Change) bool { return len(cs) >= 5 })
 	upd, del := got[3], got[4]
 	if upd.Type != dollr.ChangeUpdate || !reflect.DeepEqual(upd.OldRecord, map[string]any{"id": int64(1)}) || upd.Record["id"] != int64(10) || upd.Record["t"] != "moved" {
 		t.Errorf("key-changing UPDATE = %s old %v new id %v", upd.Type, upd.OldRecord, upd.Record["id"])
@@ -279,7 +279,7 @@ func (w *writer) committed() []int64 {
 func missing(ids []int64, followers ...*follower) []int64 {
 	seen := map[int64]bool{}
 	for _, f := range followers {
-		for _, c := range f.snapshot() {
+		for _, c := range f.Snapshot() {
 			if c.Type == dollr.ChangeInsert {
 				seen[rowID(c)] = true
 			}
@@ -298,7 +298,7 @@ func waitNoneMissing(t *testing.T, w *writer, followers ...*follower) {
 	t.Helper()
 	ids := w.committed()
 	last := followers[len(followers)-1]
-	if _, ok := last.await(func([]dollr.Change) bool { return len(missing(ids, followers...)) == 0 }, waitLimit); !ok {
+	if _, ok := last.Await(func([]dollr.Change) bool { return len(missing(ids, followers...)) == 0 }, waitLimit); !ok {
 		t.Fatalf("%d of %d committed executions never delivered: %v", len(missing(ids, followers...)), len(ids), missing(ids, followers...))
 	}
 }
@@ -309,11 +309,11 @@ func TestCaptureRestartLosesNothing(t *testing.T) {
 	db, _ := open(t)
 	m := newMerchant(t, db)
 	first := follow(t, db, 0)
-	first.live(t, db, m)
+	first.Live(t, db, m)
 	w := startWriter(t, db, m)
 	w.waitCount(t, 10)
-	first.waitFor(t, "some of the writer's changes", func(cs []dollr.Change) bool { return len(cs) > 5 })
-	first.stop(t) // mid-stream
+	first.WaitFor(t, "some of the writer's changes", func(cs []dollr.Change) bool { return len(cs) > 5 })
+	first.Stop(t) // mid-stream
 	n := w.count()
 	w.waitCount(t, n+10) // committed while nobody captures
 	second := follow(t, db, 0)
@@ -327,7 +327,7 @@ func TestCaptureReconnects(t *testing.T) {
 	db, url := open(t)
 	m := newMerchant(t, db)
 	f := follow(t, db, 0)
-	f.live(t, db, m)
+	f.Live(t, db, m)
 	w := startWriter(t, db, m)
 	conn := connect(t, url)
 	for range 3 {
@@ -341,7 +341,7 @@ func TestCaptureReconnects(t *testing.T) {
 	w.waitCount(t, w.count()+5)
 	w.halt()
 	waitNoneMissing(t, w, f)
-	checkNonDecreasing(t, f.snapshot())
+	checkNonDecreasing(t, f.Snapshot())
 }
 
 func checkNonDecreasing(t *testing.T, cs []dollr.Change) {
@@ -363,7 +363,7 @@ func TestPostgresRestartMidStream(t *testing.T) {
 	db := openURL(t, url, postgres.Options{CaptureRetry: 200 * time.Millisecond})
 	m := newMerchant(t, db)
 	f := follow(t, db, 0)
-	f.live(t, db, m)
+	f.Live(t, db, m)
 	w := startWriter(t, db, m)
 	w.waitCount(t, 10)
 	if err := c.Restart(); err != nil {
@@ -373,11 +373,11 @@ func TestPostgresRestartMidStream(t *testing.T) {
 	w.waitCount(t, after+10)
 	w.halt()
 	waitNoneMissing(t, w, f)
-	got := f.snapshot()
+	got := f.Snapshot()
 	checkNonDecreasing(t, got)
 	// And the feed still runs: a new change arrives.
 	e := mustPending(t, db, m)
-	f.waitFor(t, "a change after the restart", func(cs []dollr.Change) bool { return has(cs, e.ID, dollr.ChangeInsert, "") })
+	f.WaitFor(t, "a change after the restart", func(cs []dollr.Change) bool { return has(cs, e.ID, dollr.ChangeInsert, "") })
 }
 
 // Two servers share the database: only one captures; when it stops the
@@ -388,17 +388,17 @@ func TestOneCapturePerSlot(t *testing.T) {
 	b := openURL(t, url, postgres.Options{CaptureRetry: 200 * time.Millisecond})
 	m := newMerchant(t, a)
 	fa := follow(t, a, 0)
-	fa.live(t, a, m)
+	fa.Live(t, a, m)
 	fb := follow(t, b, 0)
 	for range 5 {
 		e := mustPending(t, b, m) // b serves the API meanwhile
-		fa.waitFor(t, "a change", func(cs []dollr.Change) bool { return has(cs, e.ID, dollr.ChangeInsert, "") })
+		fa.WaitFor(t, "a change", func(cs []dollr.Change) bool { return has(cs, e.ID, dollr.ChangeInsert, "") })
 	}
-	if n := len(fb.snapshot()); n != 0 {
+	if n := len(fb.Snapshot()); n != 0 {
 		t.Fatalf("the second capture received %d changes while the first held the slot", n)
 	}
-	fa.stop(t)
-	fb.live(t, b, m)
+	fa.Stop(t)
+	fb.Live(t, b, m)
 }
 
 // The slot's position moves only after the handler returned.
@@ -419,7 +419,7 @@ func TestAcknowledgeAfterHandle(t *testing.T) {
 			}
 		}
 	})
-	f.live(t, db, m)
+	f.Live(t, db, m)
 	if _, _, err := db.CreateExecution(ctxT(t), e, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func TestIdleSlotAdvances(t *testing.T) {
 	db := openURL(t, url, postgres.Options{StatusInterval: 50 * time.Millisecond})
 	m := newMerchant(t, db)
 	f := follow(t, db, 0)
-	f.live(t, db, m)
+	f.Live(t, db, m)
 	conn := connect(t, url)
 	before, err := db.Head(ctxT(t))
 	if err != nil {
@@ -571,9 +571,9 @@ func TestPublicStatusCommitTime(t *testing.T) {
 	db, _ := open(t)
 	m := newMerchant(t, db)
 	f := follow(t, db, 0)
-	f.live(t, db, m)
+	f.Live(t, db, m)
 	e := mustPending(t, db, m)
-	got := f.waitFor(t, "the insert", func(cs []dollr.Change) bool { return has(cs, e.ID, dollr.ChangeInsert, "") })
+	got := f.WaitFor(t, "the insert", func(cs []dollr.Change) bool { return has(cs, e.ID, dollr.ChangeInsert, "") })
 	var commit time.Time
 	for _, c := range got {
 		if rowID(c) == e.ID {

@@ -5,12 +5,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/storetest"
 )
 
 // waitLimit bounds every wait; passing tests never wait it out.
@@ -84,114 +84,21 @@ func mustPending(t *testing.T, s dollr.Store, m *dollr.Merchant) *dollr.Executio
 	return e
 }
 
-// follower runs Follow in the background and records every change.
-type follower struct {
-	mu      sync.Mutex
-	changes []dollr.Change
-	updated chan struct{}
-	done    chan error
-	cancel  context.CancelFunc
-	// block, when set, is called by the handler before it records a batch.
-	block func([]dollr.Change)
-}
+// follower is the store conformance suite's feed recorder, shared so the
+// PostgreSQL-only feed tests check the same contract.
+type follower = storetest.Follower
 
 func follow(t *testing.T, f dollr.ChangeFeed, after uint64) *follower {
 	t.Helper()
-	return followWith(t, f, after, nil)
+	return storetest.Follow(t, f, after, nil)
 }
 
 func followWith(t *testing.T, feed dollr.ChangeFeed, after uint64, block func([]dollr.Change)) *follower {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &follower{updated: make(chan struct{}, 1), done: make(chan error, 1), cancel: cancel, block: block}
-	go func() {
-		f.done <- feed.Follow(ctx, after, func(batch []dollr.Change) error {
-			if f.block != nil {
-				f.block(batch)
-			}
-			f.mu.Lock()
-			f.changes = append(f.changes, batch...)
-			f.mu.Unlock()
-			select {
-			case f.updated <- struct{}{}:
-			default:
-			}
-			return nil
-		})
-	}()
-	t.Cleanup(func() { f.stop(t) })
-	return f
+	return storetest.Follow(t, feed, after, block)
 }
 
-// stop cancels Follow and waits for it to return context.Canceled.
-func (f *follower) stop(t *testing.T) {
-	t.Helper()
-	if f.cancel == nil {
-		return
-	}
-	f.cancel()
-	f.cancel = nil
-	select {
-	case err := <-f.done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Follow returned %v, want context.Canceled", err)
-		}
-	case <-time.After(waitLimit):
-		t.Errorf("Follow did not return after cancel")
-	}
-}
-
-func (f *follower) snapshot() []dollr.Change {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]dollr.Change(nil), f.changes...)
-}
-
-func (f *follower) await(cond func([]dollr.Change) bool, limit time.Duration) ([]dollr.Change, bool) {
-	deadline := time.NewTimer(limit)
-	defer deadline.Stop()
-	for {
-		if got := f.snapshot(); cond(got) {
-			return got, true
-		}
-		select {
-		case <-f.updated:
-		case <-deadline.C:
-			return nil, false
-		}
-	}
-}
-
-func (f *follower) waitFor(t *testing.T, what string, cond func([]dollr.Change) bool) []dollr.Change {
-	t.Helper()
-	got, ok := f.await(cond, waitLimit)
-	if !ok {
-		t.Fatalf("timed out waiting for %s; have %d changes", what, len(f.snapshot()))
-	}
-	return got
-}
-
-// live commits probes until the follower receives one.
-func (f *follower) live(t *testing.T, s dollr.Store, m *dollr.Merchant) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		probe := mustPending(t, s, m)
-		if _, ok := f.await(func(cs []dollr.Change) bool { return has(cs, probe.ID, dollr.ChangeInsert, "") }, time.Second); ok {
-			return
-		}
-	}
-	t.Fatal("follower never received a probe")
-}
-
-func rowID(c dollr.Change) int64 {
-	rec := c.Record
-	if rec == nil {
-		rec = c.OldRecord
-	}
-	id, _ := rec["id"].(int64)
-	return id
-}
+var rowID = storetest.RowID
 
 func has(cs []dollr.Change, id int64, typ dollr.ChangeType, status dollr.ExecutionStatus) bool {
 	for _, c := range cs {

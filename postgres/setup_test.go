@@ -100,11 +100,11 @@ func TestSlotDrop(t *testing.T) {
 	db, url := open(t)
 	m := newMerchant(t, db)
 	f := follow(t, db, 0)
-	f.live(t, db, m)
+	f.Live(t, db, m)
 	if dropped, err := postgres.SlotDrop(ctxT(t), url, ""); err == nil || dropped || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("SlotDrop of a slot in use = %v, %v; want an in-use error", dropped, err)
 	}
-	f.stop(t)
+	f.Stop(t)
 	// The server ends the walsender shortly after the client leaves.
 	deadline := time.Now().Add(waitLimit)
 	for {
@@ -121,7 +121,7 @@ func TestSlotDrop(t *testing.T) {
 		t.Fatalf("SlotDrop of a missing slot = %v, %v; want false, nil", dropped, err)
 	}
 	again := follow(t, db, 0)
-	again.live(t, db, m)
+	again.Live(t, db, m)
 }
 
 // A slot PostgreSQL invalidated for holding too much WAL
@@ -163,7 +163,7 @@ func TestInvalidatedSlotIsReplaced(t *testing.T) {
 		}
 	}
 	f := follow(t, db, 0)
-	f.live(t, db, m)
+	f.Live(t, db, m)
 	if info, err := postgres.SlotStatus(ctxT(t), url, db.Slot()); err != nil || info.WALStatus == "lost" {
 		t.Fatalf("slot after recovery = %+v, %v", info, err)
 	}

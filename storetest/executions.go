@@ -501,7 +501,7 @@ func testNoteGatewayMessage(t *testing.T, s dollr.Store) {
 	m := newMerchant(t, s)
 	other := newMerchant(t, s)
 	f := follow(t, s, 0)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 	_, e := newExecution(t, s, m)
 	e = transition(t, s, e, dollr.StatusProcessing)
 	at := now().Add(time.Second)
@@ -516,7 +516,7 @@ func testNoteGatewayMessage(t *testing.T, s dollr.Store) {
 	if err != nil || read.GatewayMessage != "USSD prompt sent" || read.Status != dollr.StatusProcessing {
 		t.Fatalf("Execution after the note = %+v, %v", read, err)
 	}
-	cs := f.waitFor(t, "the note's UPDATE", func(cs []dollr.Change) bool {
+	cs := f.WaitFor(t, "the note's UPDATE", func(cs []dollr.Change) bool {
 		for _, c := range of(cs, e.ID) {
 			if c.Type == dollr.ChangeUpdate && c.Record["gateway_message"] == "USSD prompt sent" {
 				return true

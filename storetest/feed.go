@@ -17,8 +17,9 @@ import (
 // because a loaded 2-core machine can stall; passing tests never wait it out.
 const waitLimit = 20 * time.Second
 
-// follower runs Follow in the background and records every change.
-type follower struct {
+// Follower runs a change feed in the background and records every change;
+// backend packages use it for their own feed tests.
+type Follower struct {
 	mu      sync.Mutex
 	changes []dollr.Change
 	batches int
@@ -28,12 +29,21 @@ type follower struct {
 	cancel  context.CancelFunc
 }
 
-func follow(t *testing.T, s dollr.Store, after uint64) *follower {
+func follow(t *testing.T, s dollr.Store, after uint64) *Follower { return Follow(t, s, after, nil) }
+
+// Follow runs feed.Follow(after) in the background until the test ends,
+// recording every change and any contract violation (an empty batch, a change
+// at or before after), which Stop reports. block, if not nil, is called with
+// each batch before it is recorded, so a test can hold the handler.
+func Follow(t *testing.T, feed dollr.ChangeFeed, after uint64, block func([]dollr.Change)) *Follower {
 	t.Helper()
 	c, cancel := context.WithCancel(context.Background())
-	f := &follower{updated: make(chan struct{}, 1), done: make(chan error, 1), cancel: cancel}
+	f := &Follower{updated: make(chan struct{}, 1), done: make(chan error, 1), cancel: cancel}
 	go func() {
-		f.done <- s.Follow(c, after, func(batch []dollr.Change) error {
+		f.done <- feed.Follow(c, after, func(batch []dollr.Change) error {
+			if block != nil {
+				block(batch)
+			}
 			f.mu.Lock()
 			if len(batch) == 0 && f.bad == "" {
 				f.bad = "handle called with an empty batch"
@@ -53,12 +63,12 @@ func follow(t *testing.T, s dollr.Store, after uint64) *follower {
 			return nil
 		})
 	}()
-	t.Cleanup(func() { f.stop(t) })
+	t.Cleanup(func() { f.Stop(t) })
 	return f
 }
 
-// stop cancels Follow and checks that it returned the context's error.
-func (f *follower) stop(t *testing.T) {
+// Stop cancels Follow and checks that it returned the context's error.
+func (f *Follower) Stop(t *testing.T) {
 	if f.cancel == nil {
 		return
 	}
@@ -79,28 +89,29 @@ func (f *follower) stop(t *testing.T) {
 	}
 }
 
-// snapshot returns a copy of the changes seen so far.
-func (f *follower) snapshot() []dollr.Change {
+// Snapshot returns a copy of the changes seen so far.
+func (f *Follower) Snapshot() []dollr.Change {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]dollr.Change(nil), f.changes...)
 }
 
-// waitFor waits until cond holds for the changes seen so far, or fails.
-func (f *follower) waitFor(t *testing.T, what string, cond func([]dollr.Change) bool) []dollr.Change {
+// WaitFor waits until cond holds for the changes seen so far, or fails.
+func (f *Follower) WaitFor(t *testing.T, what string, cond func([]dollr.Change) bool) []dollr.Change {
 	t.Helper()
-	if got, ok := f.await(cond, waitLimit); ok {
+	if got, ok := f.Await(cond, waitLimit); ok {
 		return got
 	}
-	t.Fatalf("follower: timed out waiting for %s; got %d changes", what, len(f.snapshot()))
+	t.Fatalf("Follower: timed out waiting for %s; got %d changes", what, len(f.Snapshot()))
 	return nil
 }
 
-func (f *follower) await(cond func([]dollr.Change) bool, limit time.Duration) ([]dollr.Change, bool) {
+// Await waits up to limit for cond to hold for the changes seen so far.
+func (f *Follower) Await(cond func([]dollr.Change) bool, limit time.Duration) ([]dollr.Change, bool) {
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
 	for {
-		if got := f.snapshot(); cond(got) {
+		if got := f.Snapshot(); cond(got) {
 			return got, true
 		}
 		select {
@@ -109,7 +120,7 @@ func (f *follower) await(cond func([]dollr.Change) bool, limit time.Duration) ([
 			return nil, false
 		case err := <-f.done:
 			f.done <- err
-			if got := f.snapshot(); cond(got) {
+			if got := f.Snapshot(); cond(got) {
 				return got, true
 			}
 			return nil, false
@@ -117,23 +128,23 @@ func (f *follower) await(cond func([]dollr.Change) bool, limit time.Duration) ([
 	}
 }
 
-// live makes sure the follower receives new commits: a backend may start a
+// Live makes sure the Follower receives new commits: a backend may start a
 // feed later than the position asked for, so probes are committed until one
 // arrives. Every change committed after live returns must be delivered.
-func (f *follower) live(t *testing.T, s dollr.Store, m *dollr.Merchant) {
+func (f *Follower) Live(t *testing.T, s dollr.Store, m *dollr.Merchant) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for time.Now().Before(deadline) {
 		_, probe := newExecution(t, s, m)
-		if _, ok := f.await(func(cs []dollr.Change) bool { return indexOf(cs, probe.ID, dollr.ChangeInsert, "") >= 0 }, time.Second); ok {
+		if _, ok := f.Await(func(cs []dollr.Change) bool { return indexOf(cs, probe.ID, dollr.ChangeInsert, "") >= 0 }, time.Second); ok {
 			return
 		}
 	}
-	t.Fatalf("follower never received a probe change")
+	t.Fatalf("Follower never received a probe change")
 }
 
-// rowID returns the id of the row a change is about.
-func rowID(c dollr.Change) int64 {
+// RowID returns the id of the row a change is about.
+func RowID(c dollr.Change) int64 {
 	rec := c.Record
 	if rec == nil {
 		rec = c.OldRecord
@@ -146,7 +157,7 @@ func rowID(c dollr.Change) int64 {
 // and status ("" for any), or -1.
 func indexOf(cs []dollr.Change, id int64, typ dollr.ChangeType, status dollr.ExecutionStatus) int {
 	for i, c := range cs {
-		if rowID(c) == id && c.Type == typ && (status == "" || c.Record["status"] == string(status)) {
+		if RowID(c) == id && c.Type == typ && (status == "" || c.Record["status"] == string(status)) {
 			return i
 		}
 	}
@@ -157,7 +168,7 @@ func indexOf(cs []dollr.Change, id int64, typ dollr.ChangeType, status dollr.Exe
 func of(cs []dollr.Change, id int64) []dollr.Change {
 	var out []dollr.Change
 	for _, c := range cs {
-		if rowID(c) == id {
+		if RowID(c) == id {
 			out = append(out, c)
 		}
 	}
@@ -239,10 +250,10 @@ func testFollowFromHead(t *testing.T, s dollr.Store) {
 		t.Fatalf("Head = 0 after a committed change")
 	}
 	f := follow(t, s, head)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 	_, e := newExecution(t, s, m)
 	e = transition(t, s, e, dollr.StatusProcessing)
-	got := f.waitFor(t, "INSERT and UPDATE", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "INSERT and UPDATE", func(cs []dollr.Change) bool {
 		return indexOf(cs, e.ID, dollr.ChangeUpdate, dollr.StatusProcessing) >= 0
 	})
 	checkOrder(t, got)
@@ -266,11 +277,11 @@ func testFollowFromZero(t *testing.T, s dollr.Store) {
 	m := newMerchant(t, s)
 	_, old := newExecution(t, s, m)
 	f := follow(t, s, 0)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 	_, e := newExecution(t, s, m)
 	e = transition(t, s, e, dollr.StatusProcessing)
 	e = transition(t, s, e, dollr.StatusCompleted)
-	got := f.waitFor(t, "the row's three changes", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "the row's three changes", func(cs []dollr.Change) bool {
 		return indexOf(cs, e.ID, dollr.ChangeUpdate, dollr.StatusCompleted) >= 0
 	})
 	checkOrder(t, got)
@@ -298,7 +309,7 @@ func testFollowFromZero(t *testing.T, s dollr.Store) {
 func testChangeRecords(t *testing.T, s dollr.Store) {
 	m := newMerchant(t, s)
 	f := follow(t, s, 0)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 
 	c := newChain(t, s, m)
 	ex := c.execution()
@@ -316,7 +327,7 @@ func testChangeRecords(t *testing.T, s dollr.Store) {
 	if err != nil {
 		t.Fatalf("ApplyTransition: %v", err)
 	}
-	got := f.waitFor(t, "three changes", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "three changes", func(cs []dollr.Change) bool {
 		return indexOf(cs, inserted.ID, dollr.ChangeUpdate, dollr.StatusCompleted) >= 0
 	})
 	rows := of(got, inserted.ID)
@@ -349,7 +360,7 @@ func testChangeRecords(t *testing.T, s dollr.Store) {
 func testChangeCommitOrder(t *testing.T, s dollr.Store) {
 	m := newMerchant(t, s)
 	f := follow(t, s, 0)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 
 	const writers, perWriter = 4, 8
 	ids := make(chan int64, writers*perWriter)
@@ -384,7 +395,7 @@ func testChangeCommitOrder(t *testing.T, s dollr.Store) {
 	for id := range ids {
 		all = append(all, id)
 	}
-	got := f.waitFor(t, "every change", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "every change", func(cs []dollr.Change) bool {
 		for _, id := range all {
 			if indexOf(cs, id, dollr.ChangeUpdate, dollr.StatusCompleted) < 0 {
 				return false
@@ -414,7 +425,7 @@ func testChangeCommitOrder(t *testing.T, s dollr.Store) {
 func testChangeRolledBack(t *testing.T, s dollr.Store) {
 	m := newMerchant(t, s)
 	f := follow(t, s, 0)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 
 	c, a := newExecution(t, s, m)
 	// Each of these fails or is a no-op and must emit nothing.
@@ -434,7 +445,7 @@ func testChangeRolledBack(t *testing.T, s dollr.Store) {
 		t.Fatalf("stale transition = applied %v, %v", applied, err)
 	}
 	_, sentinel := newExecution(t, s, m)
-	got := f.waitFor(t, "the sentinel", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "the sentinel", func(cs []dollr.Change) bool {
 		return indexOf(cs, sentinel.ID, dollr.ChangeInsert, "") >= 0
 	})
 	from := indexOf(got, a.ID, dollr.ChangeInsert, "")
@@ -443,8 +454,8 @@ func testChangeRolledBack(t *testing.T, s dollr.Store) {
 		t.Fatalf("insert of a at %d, sentinel at %d", from, to)
 	}
 	for _, c := range got[from+1 : to] {
-		if rowID(c) == a.ID || c.Record["reference_id"] == conflict.ReferenceID {
-			t.Errorf("a failed or no-op write emitted %s of row %d: %s", c.Type, rowID(c), typed(c.Record))
+		if RowID(c) == a.ID || c.Record["reference_id"] == conflict.ReferenceID {
+			t.Errorf("a failed or no-op write emitted %s of row %d: %s", c.Type, RowID(c), typed(c.Record))
 		}
 	}
 }
@@ -452,7 +463,7 @@ func testChangeRolledBack(t *testing.T, s dollr.Store) {
 func testChangeConcurrentCreateOnce(t *testing.T, s dollr.Store) {
 	m := newMerchant(t, s)
 	f := follow(t, s, 0)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 	c := newChain(t, s, m)
 	proto := c.execution()
 	var wg sync.WaitGroup
@@ -466,7 +477,7 @@ func testChangeConcurrentCreateOnce(t *testing.T, s dollr.Store) {
 	}
 	wg.Wait()
 	_, sentinel := newExecution(t, s, m)
-	got := f.waitFor(t, "the sentinel", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "the sentinel", func(cs []dollr.Change) bool {
 		return indexOf(cs, sentinel.ID, dollr.ChangeInsert, "") >= 0
 	})
 	n := 0
@@ -508,10 +519,10 @@ func testFollowStops(t *testing.T, s dollr.Store) {
 func testPublicStatus(t *testing.T, s dollr.Store) {
 	m := newMerchant(t, s)
 	f := follow(t, s, 0)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 	c, e := newExecution(t, s, m)
 	e = transition(t, s, e, dollr.StatusProcessing)
-	got := f.waitFor(t, "the update", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "the update", func(cs []dollr.Change) bool {
 		return indexOf(cs, e.ID, dollr.ChangeUpdate, dollr.StatusProcessing) >= 0
 	})
 	last := got[indexOf(got, e.ID, dollr.ChangeUpdate, dollr.StatusProcessing)]
@@ -532,7 +543,7 @@ func testPublicStatus(t *testing.T, s dollr.Store) {
 func testPublicStatusSnapshotSeq(t *testing.T, s dollr.Store) {
 	m := newMerchant(t, s)
 	f := follow(t, s, 0)
-	f.live(t, s, m)
+	f.Live(t, s, m)
 	c, e := newExecution(t, s, m)
 	// A snapshot followed by the changes with Seq above its seq is never
 	// missing a change: what the realtime server sends a joining client.
@@ -541,7 +552,7 @@ func testPublicStatusSnapshotSeq(t *testing.T, s dollr.Store) {
 		t.Fatalf("PublicStatus: %v", err)
 	}
 	e = transition(t, s, e, dollr.StatusProcessing)
-	got := f.waitFor(t, "the update", func(cs []dollr.Change) bool {
+	got := f.WaitFor(t, "the update", func(cs []dollr.Change) bool {
 		return indexOf(cs, e.ID, dollr.ChangeUpdate, dollr.StatusProcessing) >= 0
 	})
 	update := got[indexOf(got, e.ID, dollr.ChangeUpdate, dollr.StatusProcessing)]

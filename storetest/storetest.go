@@ -6,7 +6,7 @@
 // The suite is backend-neutral. Where the contract lets backends differ it
 // asserts only what holds for all of them; for example a PostgreSQL feed may
 // start later than the position Follow is given, so feed tests first wait
-// until a probe change arrives ("the follower is live") and only then demand
+// until a probe change arrives ("the Follower is live") and only then demand
 // that nothing is skipped.
 //
 // Conventions the suite pins down beyond the dollr.Store comments:
