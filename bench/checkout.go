@@ -114,23 +114,12 @@ func runCheckout(ctx context.Context, e *env) error {
 	if !o.Subscribe {
 		return runCheckoutBaseline(ctx, e, ps)
 	}
-	specs := make([]subSpec, n)
-	for i, p := range ps {
-		specs[i] = subSpec{sessionID: p.sessionID, referenceID: p.referenceID, key: p.key}
-	}
 	w := newWatchSet(e, n)
-	pool := newSubPool(e, specs, w.onChange)
+	pool, err := e.watchPayments(ctx, ps, o.ChannelsPerConn, w.onChange)
+	if err != nil {
+		return err
+	}
 	defer pool.close()
-	e.prog.set("subscribing", func() string {
-		return fmt.Sprintf("sockets %d, subscribed %d/%d", pool.connsOpen.Load(), pool.subscribed.Load(), n)
-	})
-	if err := pool.connect(ctx, o.ChannelsPerConn); err != nil {
-		return err
-	}
-	if err := pool.waitSubscribed(ctx, subscribeTimeout(n)); err != nil {
-		return err
-	}
-	e.res.Connections, e.res.Subscriptions = int(pool.connsOpen.Load()), n
 	e.res.SetupSeconds = time.Since(e.started).Seconds()
 
 	sampler, err := e.startSampler(ctx)

@@ -33,22 +33,12 @@ func runPolling(ctx context.Context, e *env) error {
 	var w *watchSet
 	var pool *subPool
 	if o.Witness {
-		specs := make([]subSpec, n)
-		for i, p := range ps {
-			specs[i] = subSpec{sessionID: p.sessionID, referenceID: p.referenceID, key: p.key}
-		}
 		w = newWatchSet(e, n)
 		w.commitAt = make([][4]int64, n)
-		pool = newSubPool(e, specs, w.onChange)
+		if pool, err = e.watchPayments(ctx, ps, witnessChannelsPerConn, w.onChange); err != nil {
+			return err
+		}
 		defer pool.close()
-		e.prog.set("witness", func() string { return fmt.Sprintf("subscribed %d/%d", pool.subscribed.Load(), n) })
-		if err := pool.connect(ctx, witnessChannelsPerConn); err != nil {
-			return err
-		}
-		if err := pool.waitSubscribed(ctx, subscribeTimeout(n)); err != nil {
-			return err
-		}
-		e.res.Connections, e.res.Subscriptions = int(pool.connsOpen.Load()), n
 	}
 	e.res.SetupSeconds = time.Since(e.started).Seconds()
 

@@ -134,3 +134,27 @@ func (p *subPool) badFrame(c *rtConn, frame []byte, err error) {
 	}
 	p.e.errs.add("unreadable or unmatched frame (%v): %s", err, frame)
 }
+
+// watchPayments subscribes one channel per payment, channelsPerConn to a
+// socket, waits until every channel is SUBSCRIBED and records the counts.
+// The caller closes the pool.
+func (e *env) watchPayments(ctx context.Context, ps []*payment, channelsPerConn int, onChange func(int, *rowChange, time.Time)) (*subPool, error) {
+	specs := make([]subSpec, len(ps))
+	for i, p := range ps {
+		specs[i] = subSpec{sessionID: p.sessionID, referenceID: p.referenceID, key: p.key}
+	}
+	pool := newSubPool(e, specs, onChange)
+	e.prog.set("subscribing", func() string {
+		return fmt.Sprintf("sockets %d, subscribed %d/%d", pool.connsOpen.Load(), pool.subscribed.Load(), len(ps))
+	})
+	if err := pool.connect(ctx, channelsPerConn); err != nil {
+		pool.close()
+		return nil, err
+	}
+	if err := pool.waitSubscribed(ctx, subscribeTimeout(len(ps))); err != nil {
+		pool.close()
+		return nil, err
+	}
+	e.res.Connections, e.res.Subscriptions = int(pool.connsOpen.Load()), len(ps)
+	return pool, nil
+}
