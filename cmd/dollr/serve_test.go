@@ -155,9 +155,13 @@ func testServeCompletesMobileMoney(t *testing.T, b backends.Backend) {
 	if fi, err := os.Stat(filepath.Join(dataDir, credentialsFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials.json mode: %v %v", fi.Mode(), err)
 	}
-	if out := p.Output(); !strings.Contains(out, "credentials.json") || !strings.Contains(out, "curl") {
-		t.Fatalf("start-up output lacks the credentials path or a first call:\n%s", out)
-	}
+	// The welcome text follows the listener, so /healthz may answer first.
+	servetest.WaitFor(t, 20*time.Second, func() error {
+		if out := p.Output(); !strings.Contains(out, "credentials.json") || !strings.Contains(out, "curl") {
+			return fmt.Errorf("start-up output lacks the credentials path or a first call:\n%s", out)
+		}
+		return nil
+	})
 	cl := newClient(t, c)
 	ref, status := cl.startPayment("231770000010")
 	if status != "PENDING" {
