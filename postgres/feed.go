@@ -149,16 +149,22 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 		return false, err
 	}
 
-	s := &stream{capture: c, conn: conn, rels: map[uint32]*relation{}, acked: confirmed}
+	s := &stream{capture: c, conn: conn, rels: map[uint32]*relation{}, acked: confirmed, reported: confirmed}
 	next := time.Now().Add(c.interval)
+	var ackBy time.Time // when handled transactions are acknowledged; zero: none waiting
 	for {
-		if !time.Now().Before(next) {
+		now := time.Now()
+		if !now.Before(next) || (!ackBy.IsZero() && !now.Before(ackBy)) {
 			if err := s.report(); err != nil {
 				return progressed, err
 			}
-			next = time.Now().Add(c.interval)
+			next, ackBy = now.Add(c.interval), time.Time{}
 		}
-		rctx, cancel := context.WithDeadline(ctx, next)
+		deadline := next
+		if !ackBy.IsZero() && ackBy.Before(deadline) {
+			deadline = ackBy
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		msg, err := conn.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
@@ -188,7 +194,7 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 					if err := s.report(); err != nil {
 						return progressed, err
 					}
-					next = time.Now().Add(c.interval)
+					next, ackBy = time.Now().Add(c.interval), time.Time{}
 				}
 			case pglogrepl.XLogDataByteID:
 				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
@@ -216,8 +222,10 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 				if commit.TransactionEndLSN > s.acked {
 					s.acked = commit.TransactionEndLSN
 				}
-				if err := s.report(); err != nil {
-					return progressed, err
+				// Acknowledged a little later, with whatever follows: a
+				// status update per transaction costs both sides a message.
+				if s.acked > s.reported && ackBy.IsZero() {
+					ackBy = time.Now().Add(ackDelay)
 				}
 			}
 		case *pgproto3.ErrorResponse:
@@ -231,16 +239,26 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 // stream is the state of one replication connection.
 type stream struct {
 	*capture
-	conn  *pgconn.PgConn
-	rels  map[uint32]*relation
-	inTxn bool
-	txn   []dollr.Change
-	acked pglogrepl.LSN // handled up to here; reported as flushed
+	conn     *pgconn.PgConn
+	rels     map[uint32]*relation
+	inTxn    bool
+	txn      []dollr.Change
+	acked    pglogrepl.LSN // handled up to here; reported as flushed
+	reported pglogrepl.LSN // last position sent in a status update
 }
+
+// ackDelay is how long a handled transaction may wait for its
+// acknowledgement. A later acknowledgement only means more redelivery (which
+// Seq filters) after a crash, and the slot keeps WAL a little longer.
+const ackDelay = 20 * time.Millisecond
 
 // report sends a standby status update with the acknowledged position.
 func (s *stream) report() error {
-	return pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: s.acked})
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: s.acked})
+	if err == nil {
+		s.reported = s.acked
+	}
+	return err
 }
 
 // slotPosition returns the slot's confirmed_flush_lsn. A replication

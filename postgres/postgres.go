@@ -62,6 +62,7 @@ type DB struct {
 	log       *slog.Logger
 	jobAdded  chan struct{}
 	types     *typeCache
+	notes     noteCommitter
 
 	ctx    context.Context // ends at Close; background work stops with it
 	cancel context.CancelFunc
@@ -119,6 +120,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*DB, error) {
 		ctx:       bg,
 		cancel:    cancel,
 	}
+	d.notes.d = d
 	d.types = newTypeCache(pool)
 	if err := d.setup(ctx); err != nil {
 		cancel()
@@ -194,6 +196,7 @@ const (
 	codeForeignKey         = "23503"
 	codeInvalidText        = "22P02"
 	codeObjectInUse        = "55006"
+	codeDeadlock           = "40P01"
 	codeSlotInvalidated    = "55000" // object_not_in_prerequisite_state: "can no longer get changes from replication slot"
 	codeUndefinedObject    = "42704"
 	codeDuplicateObject    = "42710"

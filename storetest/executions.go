@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -534,4 +537,122 @@ func testNoteGatewayMessage(t *testing.T, s dollr.Store) {
 	transition(t, s, got, dollr.StatusCompleted)
 	_, err = s.NoteGatewayMessage(ctx(t), m.ID, e.ReferenceID, "late", at)
 	wantCode(t, err, dollr.EINVALID, "NoteGatewayMessage(COMPLETED)")
+}
+
+// testNoteGatewayMessageConcurrent sends messages from many goroutines at
+// once, the load a store may group-commit: every call gets its own answer,
+// one execution's messages apply and reach the feed in the order they were
+// sent, and refusals stay per call.
+func testNoteGatewayMessageConcurrent(t *testing.T, s dollr.Store) {
+	const (
+		payments = 6
+		notes    = 8
+	)
+	m := newMerchant(t, s)
+	f := follow(t, s, 0)
+	f.Live(t, s, m)
+	var inFlight []*dollr.Execution
+	for range payments + 1 {
+		_, e := newExecution(t, s, m)
+		inFlight = append(inFlight, transition(t, s, e, dollr.StatusProcessing))
+	}
+	_, done := newExecution(t, s, m)
+	done = transition(t, s, done, dollr.StatusCompleted)
+	shared := inFlight[payments] // written by several goroutines at once
+
+	errs := make(chan error, payments*notes+4*notes+2*notes)
+	var wg sync.WaitGroup
+	for i := range payments {
+		wg.Go(func() { // one writer per payment: its notes must land in order
+			e := inFlight[i]
+			for n := 1; n <= notes; n++ {
+				msg := fmt.Sprintf("payment %d note %d", i, n)
+				at := now()
+				got, err := s.NoteGatewayMessage(ctx(t), m.ID, e.ReferenceID, msg, at)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %v", msg, err)
+					continue
+				}
+				if got.ID != e.ID || got.GatewayMessage != msg || !got.UpdatedAt.Equal(at) {
+					errs <- fmt.Errorf("%s: returned %+v", msg, got)
+				}
+			}
+		})
+	}
+	for w := range 4 {
+		wg.Go(func() {
+			for n := range notes {
+				msg := fmt.Sprintf("writer %d note %d", w, n)
+				got, err := s.NoteGatewayMessage(ctx(t), m.ID, shared.ReferenceID, msg, now())
+				if err != nil || got.GatewayMessage != msg {
+					errs <- fmt.Errorf("shared %s: %+v, %v", msg, got, err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range notes {
+			_, err := s.NoteGatewayMessage(ctx(t), m.ID, done.ReferenceID, "late", now())
+			if de, ok := err.(*dollr.Error); !ok || de.Code != dollr.EINVALID {
+				errs <- fmt.Errorf("note on a COMPLETED payment: %v, want EINVALID", err)
+			}
+			_, err = s.NoteGatewayMessage(ctx(t), m.ID, newUUID(), "unknown", now())
+			if de, ok := err.(*dollr.Error); !ok || de.Code != dollr.ENOTFOUND {
+				errs <- fmt.Errorf("note on an unknown payment: %v, want ENOTFOUND", err)
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// Each payment's row as it ended; the feed is in commit order, so once its
+	// final state arrived every earlier note of it has too.
+	final := make(map[int64]string)
+	for _, e := range inFlight {
+		read, err := s.Execution(ctx(t), m.ID, e.ReferenceID)
+		if err != nil {
+			t.Fatalf("Execution: %v", err)
+		}
+		final[e.ID] = read.GatewayMessage
+	}
+	if want := fmt.Sprintf("payment 0 note %d", notes); final[inFlight[0].ID] != want {
+		t.Fatalf("payment 0 ends with %q, want %q", final[inFlight[0].ID], want)
+	}
+	cs := f.WaitFor(t, "every payment's last note", func(cs []dollr.Change) bool {
+		for id, msg := range final {
+			rows := of(cs, id)
+			if len(rows) == 0 || rows[len(rows)-1].Record["gateway_message"] != msg {
+				return false
+			}
+		}
+		return true
+	})
+	checkOrder(t, cs)
+	for i, e := range inFlight[:payments] {
+		var got []string
+		for _, c := range of(cs, e.ID) {
+			if msg, _ := c.Record["gateway_message"].(string); strings.HasPrefix(msg, "payment ") {
+				got = append(got, msg)
+			}
+		}
+		want := make([]string, notes)
+		for n := range notes {
+			want[n] = fmt.Sprintf("payment %d note %d", i, n+1)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("payment %d: the feed carried its notes as %q, want %q", i, got, want)
+		}
+	}
+	if got := len(of(cs, shared.ID)); got < 4*notes+2 {
+		t.Fatalf("the shared payment has %d changes, want its INSERT, PROCESSING and %d notes", got, 4*notes)
+	}
+	if ps := of(cs, done.ID); ps[len(ps)-1].Record["status"] != string(dollr.StatusCompleted) || ps[len(ps)-1].Record["gateway_message"] == "late" {
+		t.Fatalf("the COMPLETED payment changed: %v", ps[len(ps)-1].Record)
+	}
 }

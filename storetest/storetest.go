@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) dollr.Store) {
 		{"CreateExecutionSessionConflict", testCreateExecutionSessionConflict},
 		{"CreateExecutionOneSourceOnePayment", testCreateExecutionOneSourceOnePayment},
 		{"NoteGatewayMessage", testNoteGatewayMessage},
+		{"NoteGatewayMessageConcurrent", testNoteGatewayMessageConcurrent},
 		{"ApplyTransition", testApplyTransition},
 		{"ApplyTransitionStale", testApplyTransitionStale},
 		{"ApplyTransitionIllegal", testApplyTransitionIllegal},
