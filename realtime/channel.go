@@ -32,7 +32,6 @@ type channel struct {
 	grantKey  string    // the grant's rows, to tell whether a refresh changes them
 	subs      []*sub
 	subErr    string
-	timer     *time.Timer
 	syncing   bool // live changes are held in pending until the join's snapshot is out
 	syncGen   uint64
 	pending   []pendingChange
@@ -75,19 +74,8 @@ func (ch *channel) sendClose() {
 	ch.c.send(outMsg{op: ws.OpText, data: appendFrame(nil, ch.c.vsn, ch.joinRef, ch.joinRef, ch.topicJSON, "phx_close", emptyObject)})
 }
 
-// armExpiry schedules the channel's shutdown at its token's exp (§10.3).
-func (ch *channel) armExpiry() {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	if ch.closed {
-		return
-	}
-	if ch.timer != nil {
-		ch.timer.Stop()
-	}
-	ch.timer = time.AfterFunc(max(ch.exp.Sub(ch.s.now()), 0), ch.expire)
-}
-
+// expire shuts the channel down once its token has expired (§10.3); the
+// sweeper calls it (sweep.go).
 func (ch *channel) expire() {
 	ch.mu.Lock()
 	if ch.closed {
@@ -96,12 +84,10 @@ func (ch *channel) expire() {
 	}
 	exp := ch.exp
 	now := ch.s.now()
+	ch.mu.Unlock()
 	if now.Before(exp) { // refreshed meanwhile
-		ch.timer = time.AfterFunc(exp.Sub(now), ch.expire)
-		ch.mu.Unlock()
 		return
 	}
-	ch.mu.Unlock()
 	ch.shutdown(fmt.Sprintf("Token has expired %d seconds ago", now.Unix()-exp.Unix()))
 }
 
@@ -115,7 +101,7 @@ func (ch *channel) shutdown(message string) {
 	ch.sendClose()
 }
 
-// close releases the channel's subscriptions, timer and snapshot. It sends nothing.
+// close releases the channel's subscriptions and snapshot. It sends nothing.
 func (ch *channel) close() {
 	ch.mu.Lock()
 	if ch.closed {
@@ -123,9 +109,6 @@ func (ch *channel) close() {
 		return
 	}
 	ch.closed = true
-	if ch.timer != nil {
-		ch.timer.Stop()
-	}
 	if ch.cancel != nil {
 		ch.cancel()
 	}
@@ -169,7 +152,6 @@ func (ch *channel) refresh(raw string) {
 	sameRows := key == ch.grantKey
 	ch.grantKey = key
 	ch.mu.Unlock()
-	ch.armExpiry()
 	if len(ch.bindings) == 0 {
 		return
 	}

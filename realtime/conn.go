@@ -42,8 +42,13 @@ type conn struct {
 	writing  bool
 	closed   bool
 	draining bool // a closing frame is queued; the writer closes the socket after it
+	corked   bool // messages queue without starting the writer (see cork)
 
 	refusing atomic.Int32 // refused joins whose delayed error reply is pending
+
+	// The sweeper's clocks (sweep.go), in Server.mono time.
+	lastRead   atomic.Int64 // when the client's last message arrived
+	writeStart atomic.Int64 // when the write in progress began; 0: none
 
 	hdr [ws.MaxHeaderSize - 2]byte // reader-owned
 }
@@ -53,7 +58,9 @@ type conn struct {
 const maxPendingRefusals = 100
 
 func newConn(s *Server, nc net.Conn, v version, apikey *Token) *conn {
-	return &conn{s: s, nc: nc, vsn: v, apikey: apikey}
+	c := &conn{s: s, nc: nc, vsn: v, apikey: apikey}
+	c.lastRead.Store(s.mono())
+	return c
 }
 
 var errMessageTooBig = errors.New("message too big")
@@ -70,9 +77,6 @@ func (c *conn) readLoop(pre []byte) {
 		inMsg bool
 	)
 	for {
-		if err := c.nc.SetReadDeadline(c.s.now().Add(c.s.cfg.IdleTimeout)); err != nil {
-			return
-		}
 		h, err := ws.ReadHeaderBuffer(r, c.hdr[:])
 		if err != nil {
 			return
@@ -91,6 +95,7 @@ func (c *conn) readLoop(pre []byte) {
 		if err != nil {
 			return
 		}
+		c.lastRead.Store(c.s.mono())
 		ws.Cipher(payload, h.Mask, 0)
 		switch h.OpCode {
 		case ws.OpPing:
@@ -366,8 +371,28 @@ func (c *conn) send(m outMsg) {
 		c.draining = true
 	}
 	c.queue = append(c.queue, m)
-	start := !c.writing
-	c.writing = true
+	start := !c.writing && !c.corked
+	c.writing = c.writing || start
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// cork holds queued messages until uncork, so messages sent together (a
+// join's reply, system message and snapshot) leave in one write: a write
+// system call costs about as much as everything else a message needs.
+func (c *conn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+func (c *conn) uncork() {
+	c.mu.Lock()
+	c.corked = false
+	start := !c.writing && len(c.queue) > 0 && !c.closed
+	c.writing = c.writing || start
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
@@ -400,10 +425,6 @@ func (c *conn) writeLoop() {
 		c.queue = spare
 		c.mu.Unlock()
 
-		if err := c.nc.SetWriteDeadline(c.s.now().Add(c.s.cfg.WriteTimeout)); err != nil {
-			c.kill()
-			return
-		}
 		from := 0
 		last := false
 		for i := range q {
@@ -414,7 +435,10 @@ func (c *conn) writeLoop() {
 			if len(buf) < 32<<10 && i < len(q)-1 && !last {
 				continue
 			}
-			if _, err := c.nc.Write(buf); err != nil {
+			c.writeStart.Store(c.s.mono())
+			_, err := c.nc.Write(buf)
+			c.writeStart.Store(0)
+			if err != nil {
 				if errors.Is(err, net.ErrClosed) {
 					c.s.log.Debug("realtime: write on closed socket")
 				} else {

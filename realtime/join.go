@@ -325,6 +325,8 @@ func (c *conn) join(f frame) {
 		b.entry = nil // only the reply needs it
 	}
 	reply = append(reply, "]}}"...)
+	c.cork()
+	defer c.uncork()
 	c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", reply)})
 	s.m.joins.WithLabelValues(outcomeOK).Inc()
 	if p.replicationReady { // changes flow in-process: replication is always ready
@@ -336,7 +338,6 @@ func (c *conn) join(f frame) {
 	if len(p.bindings) > 0 {
 		ch.sendSubscriptionStatus()
 	}
-	ch.armExpiry()
 	ch.flush(syncGen, snapshot)
 }
 

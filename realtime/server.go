@@ -77,10 +77,12 @@ type Server struct {
 	gen     uint64
 	touched []*channel
 
-	connMu  sync.Mutex
-	conns   map[*conn]struct{}
-	closing bool
-	wg      sync.WaitGroup
+	connMu   sync.Mutex
+	conns    map[*conn]struct{}
+	closing  bool
+	sweeping bool      // the sweeper runs (sweep.go)
+	epoch    time.Time // origin of mono
+	wg       sync.WaitGroup
 
 	topicMu sync.Mutex
 	topics  map[string][]*channel
@@ -123,6 +125,7 @@ func New(cfg Config) *Server {
 		tables: make(map[tableKey]*table),
 		idx:    newIndex(),
 		now:    time.Now,
+		epoch:  time.Now(),
 		conns:  make(map[*conn]struct{}),
 		topics: make(map[string][]*channel),
 		seed:   maphash.MakeSeed(),
@@ -189,6 +192,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	s.startSweeper()
 	s.wg.Add(1)
 	s.connMu.Unlock()
 	s.m.connections.Inc()
