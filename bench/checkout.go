@@ -107,12 +107,23 @@ func (w *watchSet) onChange(sub int, c *rowChange, at time.Time) {
 func runCheckout(ctx context.Context, e *env) error {
 	o := e.o
 	n := min(o.N, max(o.MaxEvents/statusesPerPayment, 1))
-	ps, err := e.preparePayments(ctx, n, o.Phone, o.Subscribe)
+	ps, err := e.preparePayments(ctx, n, o.Phone, false)
 	if err != nil {
 		return err
 	}
 	if !o.Subscribe {
 		return runCheckoutBaseline(ctx, e, ps)
+	}
+	e.res.SetupSeconds = time.Since(e.started).Seconds()
+	// The server's usage counts from the first realtime key on: minting keys,
+	// connecting and joining are part of what watching a payment costs.
+	sampler, err := e.startSampler(ctx)
+	if err != nil {
+		return err
+	}
+	subscribing := time.Now()
+	if err := e.mintKeys(ctx, ps); err != nil {
+		return err
 	}
 	w := newWatchSet(e, n)
 	pool, err := e.watchPayments(ctx, ps, o.ChannelsPerConn, w.onChange)
@@ -120,12 +131,7 @@ func runCheckout(ctx context.Context, e *env) error {
 		return err
 	}
 	defer pool.close()
-	e.res.SetupSeconds = time.Since(e.started).Seconds()
-
-	sampler, err := e.startSampler(ctx)
-	if err != nil {
-		return err
-	}
+	e.res.SubscribeSeconds = time.Since(subscribing).Seconds()
 	start := time.Now()
 	executed := make([]bool, n)
 	var nexec atomic.Int64

@@ -96,11 +96,9 @@ func (e *env) preparePayments(ctx context.Context, n int, phone string, withKeys
 		}
 		p := &payment{referenceID: uuid.NewString(), sessionID: sess.ID, sourceType: sess.SourceType, accountID: acct}
 		if withKeys {
-			k, err := e.api.CreateRealtimeKey(ctx, client.RealtimeKeyRequest{SessionID: p.sessionID, SourceType: p.sourceType, ReferenceID: p.referenceID})
-			if err != nil {
-				return fmt.Errorf("bench: realtime-keys/collection: %w", err)
+			if err := e.mintKey(ctx, p); err != nil {
+				return err
 			}
-			p.key = k.AccessToken
 		}
 		out[i] = p
 		done.Add(1)
@@ -110,6 +108,27 @@ func (e *env) preparePayments(ctx context.Context, n int, phone string, withKeys
 		return nil, err
 	}
 	return out, nil
+}
+
+// mintKey asks for p's realtime key, as a merchant backend does per checkout.
+func (e *env) mintKey(ctx context.Context, p *payment) error {
+	k, err := e.api.CreateRealtimeKey(ctx, client.RealtimeKeyRequest{SessionID: p.sessionID, SourceType: p.sourceType, ReferenceID: p.referenceID})
+	if err != nil {
+		return fmt.Errorf("bench: realtime-keys/collection: %w", err)
+	}
+	p.key = k.AccessToken
+	return nil
+}
+
+// mintKeys mints every payment's realtime key.
+func (e *env) mintKeys(ctx context.Context, ps []*payment) error {
+	var done atomic.Int64
+	e.prog.set("realtime keys", func() string { return fmt.Sprintf("%d/%d", done.Load(), len(ps)) })
+	return forEach(ctx, len(ps), e.o.Concurrency, func(ctx context.Context, i int) error {
+		err := e.mintKey(ctx, ps[i])
+		done.Add(1)
+		return err
+	})
 }
 
 // execute starts p's collection.

@@ -40,11 +40,14 @@ type Result struct {
 
 	Latency *Summary `json:"latency,omitempty"`
 
-	TargetRate      float64 `json:"target_rate,omitempty"`
-	AchievedRate    float64 `json:"achieved_rate,omitempty"` // status changes committed per second
-	DeliveryRate    float64 `json:"deliveries_per_second,omitempty"`
-	SetupSeconds    float64 `json:"setup_seconds"`
-	MeasuredSeconds float64 `json:"measured_seconds"`
+	TargetRate   float64 `json:"target_rate,omitempty"`
+	AchievedRate float64 `json:"achieved_rate,omitempty"` // status changes committed per second
+	DeliveryRate float64 `json:"deliveries_per_second,omitempty"`
+	SetupSeconds float64 `json:"setup_seconds"`
+	// SubscribeSeconds is the time checkout spent minting realtime keys and
+	// subscribing, after setup: the server's usage includes it.
+	SubscribeSeconds float64 `json:"subscribe_seconds,omitempty"`
+	MeasuredSeconds  float64 `json:"measured_seconds"`
 
 	Server          *ServerUsage `json:"server,omitempty"`
 	RSSPerConnBytes float64      `json:"rss_per_connection_bytes,omitempty"`
@@ -201,7 +204,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 		row("intermediate statuses missed", "%d", p.Missed)
 	}
-	row("setup / measured", "%.1fs / %.1fs", r.SetupSeconds, r.MeasuredSeconds)
+	if r.SubscribeSeconds > 0 {
+		row("setup / subscribe / measured", "%.1fs / %.1fs / %.1fs (server usage covers subscribe and measured)", r.SetupSeconds, r.SubscribeSeconds, r.MeasuredSeconds)
+	} else {
+		row("setup / measured", "%.1fs / %.1fs", r.SetupSeconds, r.MeasuredSeconds)
+	}
 	if s := r.Server; s != nil {
 		row("server CPU", "%.2f s (%.2f cores) from %s", s.CPUSeconds, s.CPUUtilization, s.Source)
 		row("server RSS", "peak %.1f MiB (start %.1f, end %.1f)", mib(s.PeakRSSBytes), mib(s.StartRSSBytes), mib(s.EndRSSBytes))
