@@ -1,0 +1,346 @@
+package nats
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/nats/natstest"
+	"github.com/dollr/dollr/storetest"
+)
+
+// waitLimit bounds every wait; passing tests never wait it out.
+const waitLimit = 30 * time.Second
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// logBuffer collects a bus's log, shown if the test fails.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+type testBus struct {
+	*Bus
+	log *logBuffer
+	reg *prometheus.Registry
+}
+
+// connect opens a bus on url for installation id, closed when t ends.
+func connect(t *testing.T, url, id string, reconnectWait time.Duration) *testBus {
+	t.Helper()
+	tb := &testBus{log: &logBuffer{}, reg: prometheus.NewRegistry()}
+	b, err := Connect(testContext(t), Config{URL: url, StoreID: id, ReconnectWait: reconnectWait, PublishTimeout: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(tb.log, nil)), Registerer: tb.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.Bus = b
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("bus %s log:\n%s", id, tb.log)
+		}
+	})
+	return tb
+}
+
+// changeBatch is a transaction at seq of n UPDATEs to the public status table.
+func changeBatch(seq uint64, n int) []dollr.Change {
+	out := make([]dollr.Change, n)
+	for i := range out {
+		id := int64(seq)*10 + int64(i)
+		row := dollr.PublicStatus{ID: id, ReferenceID: uuid.NewString(), SessionID: id, SourceType: dollr.SourceInvoice,
+			SourceID: id, Status: dollr.StatusProcessing, PayerAmount: 1250, PayerCurrency: "USD", PaymentMethod: "MTN_MOMO_LBR",
+			GatewayMessage: "waiting", CreatedAt: time.Unix(1700000000, 123456000).UTC(), UpdatedAt: time.Unix(1700000001, 0).UTC()}
+		out[i] = dollr.Change{Seq: seq, Schema: dollr.PublicSchema, Table: dollr.PublicStatusTable, Type: dollr.ChangeUpdate,
+			CommitTime: time.Unix(1700000002, 987654321).UTC(), Columns: dollr.PublicStatusColumns,
+			Record: row.Record(), OldRecord: map[string]any{"id": id}}
+	}
+	return out
+}
+
+func publish(t *testing.T, b *testBus, batch []dollr.Change) {
+	t.Helper()
+	if err := b.Publish(testContext(t), batch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishRaw stores a message on the installation's subject without a
+// message id, bypassing Publish and the stream's duplicate check.
+func publishRaw(t *testing.T, b *testBus, data []byte) {
+	t.Helper()
+	if _, err := b.js.Publish(testContext(t), b.subject, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func seqs(cs []dollr.Change) []uint64 {
+	var out []uint64
+	for _, c := range cs {
+		if len(out) == 0 || out[len(out)-1] != c.Seq {
+			out = append(out, c.Seq)
+		}
+	}
+	return out
+}
+
+func waitSeqs(t *testing.T, f *storetest.Follower, want []uint64) {
+	t.Helper()
+	got, ok := f.Await(func(cs []dollr.Change) bool { return len(seqs(cs)) >= len(want) }, waitLimit)
+	if !ok {
+		t.Fatalf("received batches %v, want %v", seqs(f.Snapshot()), want)
+	}
+	if !reflect.DeepEqual(seqs(got), want) {
+		t.Fatalf("received batches %v, want %v", seqs(got), want)
+	}
+}
+
+// equalChanges compares changes as the realtime server sees them: commit
+// times by instant, everything else by value and Go type.
+func equalChanges(a, b []dollr.Change) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if !x.CommitTime.Equal(y.CommitTime) {
+			return false
+		}
+		x.CommitTime, y.CommitTime = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOrderKept(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	pub := connect(t, ns.URL, id, 0)
+	sub := connect(t, ns.URL, id, 0)
+	other := connect(t, ns.URL, uuid.NewString(), 0) // another installation on the same stream
+	f := storetest.Follow(t, sub, 0, nil)
+	var want []dollr.Change
+	var wantSeqs []uint64
+	for seq := uint64(1); seq <= 60; seq++ {
+		b := changeBatch(seq*7, int(seq%3)+1)
+		publish(t, pub, b)
+		publish(t, other, changeBatch(seq, 1))
+		want = append(want, b...)
+		wantSeqs = append(wantSeqs, seq*7)
+	}
+	waitSeqs(t, f, wantSeqs)
+	if got := f.Snapshot(); !equalChanges(got, want) {
+		t.Fatalf("received changes differ from those published:\n got %+v\nwant %+v", got[0], want[0])
+	}
+	if n := testutil.ToFloat64(sub.m.received); n != 60 {
+		t.Errorf("dollr_nats_batches_received_total = %v, want 60", n)
+	}
+	if n := testutil.ToFloat64(pub.m.published.WithLabelValues(resultStored)); n != 60 {
+		t.Errorf("dollr_nats_batches_published_total{result=stored} = %v, want 60", n)
+	}
+	if head, err := sub.Head(testContext(t)); err != nil || head != 60*7 {
+		t.Errorf("Head = %d, %v; want %d", head, err, 60*7)
+	}
+}
+
+func TestDuplicatesDropped(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	pub := connect(t, ns.URL, id, 0)
+	sub := connect(t, ns.URL, id, 0)
+	f := storetest.Follow(t, sub, 0, nil)
+	publish(t, pub, changeBatch(10, 2))
+	publish(t, pub, changeBatch(20, 1))
+	publish(t, pub, changeBatch(20, 1)) // a re-capture within the duplicate window: stored once
+	old, err := encodeBatch(changeBatch(10, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishRaw(t, pub, old) // a re-capture the window missed: dropped by the follower
+	publishRaw(t, pub, old)
+	publish(t, pub, changeBatch(30, 1))
+	waitSeqs(t, f, []uint64{10, 20, 30})
+	if n := testutil.ToFloat64(pub.m.published.WithLabelValues(resultDuplicate)); n != 1 {
+		t.Errorf("duplicate publishes = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(sub.m.stale); n != 2 {
+		t.Errorf("stale batches = %v, want 2", n)
+	}
+	// A follower started after a position drops what is not above it.
+	late := connect(t, ns.URL, id, 0)
+	f2 := storetest.Follow(t, late, 35, nil)
+	publish(t, pub, changeBatch(35, 1))
+	publish(t, pub, changeBatch(40, 1))
+	waitSeqs(t, f2, []uint64{40})
+}
+
+func TestLaterFollowerGetsOnlyNewBatches(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	pub := connect(t, ns.URL, id, 0)
+	for seq := uint64(1); seq <= 3; seq++ {
+		publish(t, pub, changeBatch(seq, 1))
+	}
+	sub := connect(t, ns.URL, id, 0)
+	if head, err := sub.Head(testContext(t)); err != nil || head != 3 {
+		t.Errorf("Head = %d, %v; want 3", head, err)
+	}
+	// Published after Connect but before Follow starts: still delivered.
+	publish(t, pub, changeBatch(4, 1))
+	f := storetest.Follow(t, sub, 0, nil)
+	publish(t, pub, changeBatch(5, 1))
+	waitSeqs(t, f, []uint64{4, 5})
+}
+
+func TestServerRestartLosesNothing(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	pub := connect(t, ns.URL, id, 50*time.Millisecond)
+	// The follower reconnects later than the publisher, so batches are
+	// published while it is still cut off.
+	sub := connect(t, ns.URL, id, time.Second)
+	f := storetest.Follow(t, sub, 0, nil)
+	var want []uint64
+	for seq := uint64(1); seq <= 5; seq++ {
+		publish(t, pub, changeBatch(seq, 1))
+		want = append(want, seq)
+	}
+	waitSeqs(t, f, want)
+	ns.Restart()
+	for seq := uint64(6); seq <= 10; seq++ {
+		// Publish fails until the publisher has reconnected; a retry of a
+		// batch that was stored after all is a duplicate, stored once.
+		deadline := time.Now().Add(waitLimit)
+		for {
+			err := pub.Publish(testContext(t), changeBatch(seq, 1))
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("publish %d after the restart: %v", seq, err)
+			}
+			time.Sleep(20 * time.Millisecond) // "no responders" fails at once while JetStream starts
+		}
+		want = append(want, seq)
+	}
+	waitSeqs(t, f, want)
+	if !strings.Contains(sub.log.String(), "nats reconnected") {
+		t.Errorf("the follower did not log its reconnect:\n%s", sub.log)
+	}
+	if n := testutil.ToFloat64(sub.m.errors.WithLabelValues(opGap)); n != 0 {
+		t.Errorf("gap errors = %v after a restart that lost nothing", n)
+	}
+}
+
+func TestCorruptMessagesSkipped(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	pub := connect(t, ns.URL, id, 0)
+	sub := connect(t, ns.URL, id, 0)
+	f := storetest.Follow(t, sub, 0, nil)
+	bad := []string{
+		``,
+		`not json`,
+		`{"changes":[]}`,
+		`{"changes":null}`,
+		`{"changes":[{"seq":"1","type":"INSERT","table":"t"}]}`,
+		`{"changes":[{"seq":0,"type":"INSERT","table":"t"}]}`,
+		`{"changes":[{"seq":3,"type":"UPSERT","table":"t"}]}`,
+		`{"changes":[{"seq":3,"type":"INSERT","table":""}]}`,
+		`{"changes":[{"seq":3,"type":"INSERT","table":"t"},{"seq":2,"type":"INSERT","table":"t"}]}`,
+		`{"changes":[{"seq":3,"type":"INSERT","table":"t","columns":[{"name":"id","type":"int8"}],"record":{"id":1.5}}]}`,
+		`{"changes":[{"seq":3,"type":"INSERT","table":"t","columns":[{"name":"ids","type":"_int8"}],"record":{"ids":[1,[2,"x"],3e30]}}]}`,
+		`{"changes":[{"seq":3,"type":"INSERT","table":"t","record":[]}]}`,
+		`{"changes":[{"seq":3,"type":"INSERT","table":"t"}]} {}`,
+	}
+	for _, b := range bad {
+		publishRaw(t, pub, []byte(b))
+	}
+	// A batch that cannot be encoded is logged and skipped, not retried
+	// forever (it would hold up every later change).
+	unencodable := changeBatch(6, 1)
+	unencodable[0].Record["bad"] = func() {}
+	publish(t, pub, unencodable)
+	if n := testutil.ToFloat64(pub.m.errors.WithLabelValues(opEncode)); n != 1 {
+		t.Errorf("encode errors = %v, want 1", n)
+	}
+	publish(t, pub, changeBatch(7, 1))
+	waitSeqs(t, f, []uint64{7})
+	if n := testutil.ToFloat64(sub.m.errors.WithLabelValues(opDecode)); n != float64(len(bad)) {
+		t.Errorf("decode errors = %v, want %d", n, len(bad))
+	}
+	if got := strings.Count(sub.log.String(), "skipping a message that is not a change batch"); got != len(bad) {
+		t.Errorf("logged %d skipped messages, want %d:\n%s", got, len(bad), sub.log)
+	}
+}
+
+func TestHandlerErrorResumes(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	pub := connect(t, ns.URL, id, 0)
+	sub := connect(t, ns.URL, id, 0)
+	publish(t, pub, changeBatch(1, 1))
+	publish(t, pub, changeBatch(2, 1))
+	ctx := testContext(t)
+	failed := fmt.Errorf("handler failed")
+	var got []uint64
+	err := sub.Follow(ctx, 0, func(b []dollr.Change) error {
+		if b[0].Seq == 2 {
+			return failed
+		}
+		got = append(got, b[0].Seq)
+		return nil
+	})
+	if err != failed || !reflect.DeepEqual(got, []uint64{1}) {
+		t.Fatalf("Follow = %v after handing %v, want the handler's error after [1]", err, got)
+	}
+	// The next Follow hands the batch that failed first.
+	f := storetest.Follow(t, sub, 1, nil)
+	publish(t, pub, changeBatch(3, 1))
+	waitSeqs(t, f, []uint64{2, 3})
+}
+
+func TestConnectErrors(t *testing.T) {
+	ctx := testContext(t)
+	if _, err := Connect(ctx, Config{URL: "nats://127.0.0.1:1", StoreID: "x"}); err == nil {
+		t.Error("Connect to a closed port succeeded")
+	}
+	for _, id := range []string{"", "a.b", "a*", ">", "a b"} {
+		if _, err := Connect(ctx, Config{URL: "nats://127.0.0.1:1", StoreID: id}); err == nil || !strings.Contains(err.Error(), "store id") {
+			t.Errorf("Connect with store id %q: %v, want a store id error", id, err)
+		}
+	}
+}
