@@ -3,18 +3,24 @@ package api
 import (
 	"net/http"
 	"strings"
+	"sync"
 )
 
-// maxTouchBatch bounds one status-touch request (each id is its own commit).
+// maxTouchBatch bounds one status-touch request.
 const maxTouchBatch = 1000
+
+// touchParallelism bounds the store calls one status-touch request has in flight.
+const touchParallelism = 64
 
 // POST /v1/sandbox/status-touch {"reference_ids": [...], "gateway_message": "..."}
 //
 // A sandbox-only hook for the load tool (`dollr bench changes`): each listed
 // in-flight collection of the caller gets the message as a provider update,
-// one transaction per id and in list order, so every id is one committed
-// UPDATE of its public status row. It measures capture → fan-out → socket
-// without the sandbox's timers. Answers {"touched": n}.
+// each id its own committed UPDATE of its public status row. It measures
+// capture → fan-out → socket without the sandbox's timers. Different payments
+// are touched concurrently, as independent provider messages would arrive (a
+// store may commit them together); one payment listed twice is touched in
+// list order. Answers {"touched": n}.
 func (s *Server) handleSandboxStatusTouch(w http.ResponseWriter, r *http.Request, merchantID int64) {
 	b, err := readBody(w, r)
 	if err != nil {
@@ -35,13 +41,47 @@ func (s *Server) handleSandboxStatusTouch(w http.ResponseWriter, r *http.Request
 		s.writeError(w, r, err)
 		return
 	}
-	touched := 0
+	// One worker per distinct payment, each touching it as often as listed.
+	var order []string
+	times := make(map[string]int, len(refs))
 	for _, ref := range refs {
-		if _, err := s.cfg.Store.NoteGatewayMessage(r.Context(), merchantID, ref, message, s.cfg.Now()); err != nil {
-			s.writeError(w, r, err)
-			return
+		if times[ref] == 0 {
+			order = append(order, ref)
 		}
-		touched++
+		times[ref]++
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		errAt    = len(order) // the list position of firstErr's payment, so the answer is deterministic
+		touched  int
+		wg       sync.WaitGroup
+		slots    = make(chan struct{}, touchParallelism)
+	)
+	for i, ref := range order {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			n := 0
+			var err error
+			for range times[ref] {
+				if _, err = s.cfg.Store.NoteGatewayMessage(r.Context(), merchantID, ref, message, s.cfg.Now()); err != nil {
+					break
+				}
+				n++
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			touched += n
+			if err != nil && i < errAt {
+				firstErr, errAt = err, i
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		s.writeError(w, r, firstErr)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"touched": touched})
 }

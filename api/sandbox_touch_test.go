@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,6 +29,27 @@ func testSandboxStatusTouch(t *testing.T, b backends.Backend) {
 	e.must(http.MethodGet, "/v1/status/collection/"+ref, m.token, nil, &st)
 	if st.GatewayMessage == nil || *st.GatewayMessage != "bench-1" {
 		t.Fatalf("status after the touch = %+v, want gateway_message bench-1", st)
+	}
+
+	// Several payments in one request, one of them twice.
+	var refs []string
+	for range 3 {
+		src, _ := e.checkout(m.token, "231770000010", "INVOICE")
+		body := with(execBody(m), "session_id", fmt.Sprint(e.session(m.token, src, "INVOICE")))
+		e.must(http.MethodPost, "/v1/executions/collection", m.token, body, nil)
+		refs = append(refs, body["reference_id"].(string))
+	}
+	e.must(http.MethodPost, "/v1/sandbox/status-touch", m.token,
+		map[string]any{"reference_ids": []string{refs[0], refs[1], refs[0], refs[2]}, "gateway_message": "bench-2"}, &touched)
+	if touched.Touched != 4 {
+		t.Fatalf("touched = %d, want 4", touched.Touched)
+	}
+	for _, r := range refs {
+		var st api.ExecutionResponse
+		e.must(http.MethodGet, "/v1/status/collection/"+r, m.token, nil, &st)
+		if st.GatewayMessage == nil || *st.GatewayMessage != "bench-2" {
+			t.Fatalf("status of %s after the touch = %+v, want gateway_message bench-2", r, st)
+		}
 	}
 
 	for _, c := range []struct {

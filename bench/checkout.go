@@ -125,6 +125,10 @@ func runCheckout(ctx context.Context, e *env) error {
 	if err := e.mintKeys(ctx, ps); err != nil {
 		return err
 	}
+	keysCPU, err := sampler.Mark(ctx)
+	if err != nil {
+		return err
+	}
 	w := newWatchSet(e, n)
 	pool, err := e.watchPayments(ctx, ps, o.ChannelsPerConn, w.onChange)
 	if err != nil {
@@ -132,6 +136,11 @@ func runCheckout(ctx context.Context, e *env) error {
 	}
 	defer pool.close()
 	e.res.SubscribeSeconds = time.Since(subscribing).Seconds()
+	subscribeCPU, err := sampler.Mark(ctx)
+	if err != nil {
+		return err
+	}
+	e.res.KeysCPUSeconds, e.res.JoinsCPUSeconds = round3(keysCPU), round3(subscribeCPU-keysCPU)
 	start := time.Now()
 	executed := make([]bool, n)
 	var nexec atomic.Int64

@@ -282,6 +282,17 @@ func (s *Sampler) add(u usageSample, err error) {
 	s.samples++
 }
 
+// Mark takes a sample now and returns the server CPU seconds since the
+// window began, to split a window into phases.
+func (s *Sampler) Mark(ctx context.Context) (float64, error) {
+	u, err := s.probe.sample(ctx)
+	s.add(u, err)
+	if err != nil {
+		return 0, err
+	}
+	return u.cpu - s.first.cpu, nil
+}
+
 // Current returns the latest sample's RSS (for progress lines).
 func (s *Sampler) Current() (rss uint64, cpu float64) {
 	s.mu.Lock()

@@ -47,7 +47,11 @@ type Result struct {
 	// SubscribeSeconds is the time checkout spent minting realtime keys and
 	// subscribing, after setup: the server's usage includes it.
 	SubscribeSeconds float64 `json:"subscribe_seconds,omitempty"`
-	MeasuredSeconds  float64 `json:"measured_seconds"`
+	// KeysCPUSeconds and JoinsCPUSeconds split the server's CPU during
+	// subscribing: minting the realtime keys, then connecting and joining.
+	KeysCPUSeconds  float64 `json:"keys_server_cpu_seconds,omitempty"`
+	JoinsCPUSeconds float64 `json:"joins_server_cpu_seconds,omitempty"`
+	MeasuredSeconds float64 `json:"measured_seconds"`
 
 	Server          *ServerUsage `json:"server,omitempty"`
 	RSSPerConnBytes float64      `json:"rss_per_connection_bytes,omitempty"`
@@ -206,6 +210,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	if r.SubscribeSeconds > 0 {
 		row("setup / subscribe / measured", "%.1fs / %.1fs / %.1fs (server usage covers subscribe and measured)", r.SetupSeconds, r.SubscribeSeconds, r.MeasuredSeconds)
+		row("server CPU subscribing", "%.2f s minting realtime keys, %.2f s connecting and joining", r.KeysCPUSeconds, r.JoinsCPUSeconds)
 	} else {
 		row("setup / measured", "%.1fs / %.1fs", r.SetupSeconds, r.MeasuredSeconds)
 	}

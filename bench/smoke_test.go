@@ -21,6 +21,11 @@ func TestSmokeCheckout(t *testing.T) {
 	if r.Expected != 20*statusesPerPayment || r.Latency == nil || r.Latency.Count != uint64(r.Delivered) {
 		t.Fatalf("expected %d statuses with a latency each, got expected %d, latency %+v", 20*statusesPerPayment, r.Expected, r.Latency)
 	}
+	// Subscribing is inside the server's usage window, split into its phases.
+	if r.SubscribeSeconds <= 0 || r.KeysCPUSeconds < 0 || r.JoinsCPUSeconds < 0 ||
+		r.Server == nil || r.Server.CPUSeconds+0.002 < r.KeysCPUSeconds+r.JoinsCPUSeconds {
+		t.Fatalf("subscribe phase: %.3fs, keys %.3f s + joins %.3f s of %+v", r.SubscribeSeconds, r.KeysCPUSeconds, r.JoinsCPUSeconds, r.Server)
+	}
 }
 
 func TestSmokeChangesWithSubscribersPerRow(t *testing.T) {
