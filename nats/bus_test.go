@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"reflect"
 	"strings"
 	"sync"
@@ -342,5 +344,133 @@ func TestConnectErrors(t *testing.T) {
 		if _, err := Connect(ctx, Config{URL: "nats://127.0.0.1:1", StoreID: id}); err == nil || !strings.Contains(err.Error(), "store id") {
 			t.Errorf("Connect with store id %q: %v, want a store id error", id, err)
 		}
+	}
+}
+
+// proxy forwards TCP connections to a NATS server until cut: then it drops
+// every connection and refuses new ones, a network cut the test controls.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  []net.Conn
+}
+
+func startProxy(t *testing.T, natsURL string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: strings.TrimPrefix(natsURL, "nats://")}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+// TestCutOffFollowerCatchesUp: batches published while a follower is cut
+// off from NATS reach it, in order, once it reconnects.
+func TestCutOffFollowerCatchesUp(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	pub := connect(t, ns.URL, id, 0)
+	px := startProxy(t, ns.URL)
+	sub := connect(t, px.URL(), id, 50*time.Millisecond)
+	f := storetest.Follow(t, sub, 0, nil)
+	publish(t, pub, changeBatch(1, 1))
+	waitSeqs(t, f, []uint64{1})
+	px.setCut(true)
+	for seq := uint64(2); seq <= 6; seq++ {
+		publish(t, pub, changeBatch(seq, 2))
+	}
+	px.setCut(false)
+	publish(t, pub, changeBatch(7, 1))
+	waitSeqs(t, f, []uint64{1, 2, 3, 4, 5, 6, 7})
+	if n := testutil.ToFloat64(sub.m.errors.WithLabelValues(opGap)); n != 0 {
+		t.Errorf("gap errors = %v after a cut that lost nothing", n)
+	}
+}
+
+// TestCutOffTooLongIsLogged: when the stream's max age removes batches a
+// cut-off follower had not read, it says so loudly and goes on.
+func TestCutOffTooLongIsLogged(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	ctx := testContext(t)
+	// The first Connect creates the stream, with a short max age.
+	pb, err := Connect(ctx, Config{URL: ns.URL, StoreID: id, MaxAge: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pb.Close() })
+	pub := &testBus{Bus: pb, log: &logBuffer{}}
+	px := startProxy(t, ns.URL)
+	sub := connect(t, px.URL(), id, 50*time.Millisecond)
+	f := storetest.Follow(t, sub, 0, nil)
+	publish(t, pub, changeBatch(1, 1))
+	waitSeqs(t, f, []uint64{1})
+	px.setCut(true)
+	publish(t, pub, changeBatch(2, 1))
+	publish(t, pub, changeBatch(3, 1))
+	deadline := time.Now().Add(waitLimit)
+	for {
+		info, err := pub.stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 { // 2 and 3 aged out unread
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream still holds %d messages", info.State.Msgs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	publish(t, pub, changeBatch(4, 1))
+	px.setCut(false)
+	waitSeqs(t, f, []uint64{1, 4})
+	if n := testutil.ToFloat64(sub.m.errors.WithLabelValues(opGap)); n != 1 {
+		t.Errorf("gap errors = %v, want 1", n)
+	}
+	if !strings.Contains(sub.log.String(), "changes may have been lost while disconnected") {
+		t.Errorf("the lost changes were not logged:\n%s", sub.log)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,6 +21,7 @@ import (
 	"github.com/dollr/dollr"
 	"github.com/dollr/dollr/api"
 	"github.com/dollr/dollr/checkout"
+	"github.com/dollr/dollr/nats"
 	"github.com/dollr/dollr/realtime"
 	"github.com/dollr/dollr/sandbox"
 	"github.com/dollr/dollr/token"
@@ -48,6 +50,7 @@ type serveConfig struct {
 	LogFormat        string
 	LogLevel         string
 	PprofAddr        string
+	NATSURL          string
 }
 
 func runServe(ctx context.Context, args []string) int {
@@ -71,6 +74,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for requests to finish")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.NATSURL, "nats-url", os.Getenv("DOLLR_NATS_URL"), "NATS JetStream URL, e.g. nats://127.0.0.1:4222: every server on the database delivers live realtime events (env DOLLR_NATS_URL; docs/nats.md)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -177,7 +181,18 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			return err
 		}
 	}
-	closeRealtime, err := mountRealtime(runCtx, &wg, mux, store, tokens, c, log, reg)
+	var bus *nats.Bus
+	if c.NATSURL != "" {
+		if bus, err = connectBus(ctx, store, c.NATSURL, log, reg); err != nil {
+			stopRun()
+			wg.Wait()
+			return err
+		}
+		// Deferred after the store's Close, so it runs before it; every path
+		// out of here has stopped the feeds (wg.Wait) by then.
+		defer bus.Close()
+	}
+	closeRealtime, err := mountRealtime(runCtx, &wg, mux, store, bus, tokens, c, log, reg)
 	if err != nil {
 		stopRun()
 		wg.Wait()
@@ -265,8 +280,9 @@ func printWelcome(dataDir string, c credentials, created bool) {
 
 // mountRealtime serves the realtime server at /realtime/v1/websocket (and the
 // real server's /socket/websocket) and feeds it the store's change feed from
-// the current head. It returns the function that closes realtime sockets.
-func mountRealtime(ctx context.Context, wg *sync.WaitGroup, mux *http.ServeMux, store dollr.Store, tokens *token.Tokens, c serveConfig, log *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
+// the current head, or with a bus, the bus's batches (while the store's feed
+// is published to the bus). It returns the function that closes realtime sockets.
+func mountRealtime(ctx context.Context, wg *sync.WaitGroup, mux *http.ServeMux, store dollr.Store, bus *nats.Bus, tokens *token.Tokens, c serveConfig, log *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
 	joinDelay := c.JoinErrorDelay
 	if joinDelay == 0 {
 		joinDelay = -1 // the realtime server reads 0 as its 5s default
@@ -286,18 +302,36 @@ func mountRealtime(ctx context.Context, wg *sync.WaitGroup, mux *http.ServeMux, 
 	if err != nil {
 		return nil, err
 	}
-	wg.Go(func() { follow(ctx, store, head, rt, log) })
+	publish := func(batch []dollr.Change) error { rt.Publish(batch); return nil }
+	if bus == nil {
+		wg.Go(func() { follow(ctx, store, head, publish, log.With("feed", "store")) })
+	} else {
+		// PostgreSQL: only the server holding the replication slot gets
+		// batches; from 0 it republishes what the slot has not acknowledged,
+		// which a previous capturer may not have published. SQLite's feed
+		// would replay its whole window from 0.
+		captureFrom := head
+		if c.DatabaseURL != "" {
+			captureFrom = 0
+		}
+		wg.Go(func() {
+			follow(ctx, store, captureFrom, func(batch []dollr.Change) error { return bus.Publish(ctx, batch) }, log.With("feed", "store"))
+		})
+		wg.Go(func() { follow(ctx, bus, head, publish, log.With("feed", "nats")) })
+	}
 	mux.Handle("/realtime/v1/websocket", rt)
 	mux.Handle("/socket/websocket", rt)
 	return rt.Close, nil
 }
 
-// follow publishes the change feed to the realtime server until ctx ends,
-// resuming after the last change seen if the feed fails.
-func follow(ctx context.Context, store dollr.Store, after uint64, rt *realtime.Server, log *slog.Logger) {
+// follow hands a change feed's batches to handle until ctx ends, resuming
+// after the last batch handled if the feed or handle fails.
+func follow(ctx context.Context, feed dollr.ChangeFeed, after uint64, handle func([]dollr.Change) error, log *slog.Logger) {
 	for {
-		err := store.Follow(ctx, after, func(batch []dollr.Change) error {
-			rt.Publish(batch)
+		err := feed.Follow(ctx, after, func(batch []dollr.Change) error {
+			if err := handle(batch); err != nil {
+				return err
+			}
 			if n := len(batch); n > 0 {
 				after = batch[n-1].Seq
 			}
@@ -313,4 +347,19 @@ func follow(ctx context.Context, store dollr.Store, after uint64, rt *realtime.S
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// natsStoreIDSetting keeps the installation's NATS subject token: servers
+// sharing a database share it, other installations on the same NATS do not.
+const natsStoreIDSetting = "nats_store_id"
+
+// connectBus connects to NATS for this installation's changes.
+func connectBus(ctx context.Context, store dollr.Store, url string, log *slog.Logger, reg prometheus.Registerer) (*nats.Bus, error) {
+	id, err := store.Setting(ctx, natsStoreIDSetting, uuid.NewString())
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	return nats.Connect(ctx, nats.Config{URL: url, StoreID: id, Name: "dollr serve " + host,
+		Logger: log.With("component", "nats"), Registerer: reg})
 }
