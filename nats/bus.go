@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/nats/internal/wire"
 )
 
 // StreamName is the JetStream stream the bus uses, created if missing.
@@ -192,7 +193,7 @@ func (b *Bus) Publish(ctx context.Context, batch []dollr.Change) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	data, err := encodeBatch(batch)
+	data, err := wire.Encode(batch)
 	seq := batch[len(batch)-1].Seq
 	if err != nil {
 		// Retrying cannot help and would hold up every later change.
@@ -266,7 +267,7 @@ func (b *Bus) Follow(ctx context.Context, after uint64, handle func([]dollr.Chan
 				b.checkRetention(ctx, meta.Sequence.Stream)
 			}
 		}
-		batch, err := decodeBatch(msg.Data())
+		batch, err := wire.Decode(msg.Data())
 		if err != nil {
 			b.m.errors.WithLabelValues(opDecode).Inc()
 			b.log.Error("nats: skipping a message that is not a change batch", "stream_seq", meta.Sequence.Stream, "err", err)
@@ -327,7 +328,7 @@ func (b *Bus) Head(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("nats: head: %w", err)
 	}
-	batch, err := decodeBatch(msg.Data)
+	batch, err := wire.Decode(msg.Data)
 	if err != nil {
 		return 0, fmt.Errorf("nats: head: %w", err)
 	}

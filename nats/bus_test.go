@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/nats/internal/wire"
 	"github.com/dollr/dollr/nats/natstest"
 	"github.com/dollr/dollr/storetest"
 )
@@ -187,7 +188,7 @@ func TestDuplicatesDropped(t *testing.T) {
 	publish(t, pub, changeBatch(10, 2))
 	publish(t, pub, changeBatch(20, 1))
 	publish(t, pub, changeBatch(20, 1)) // a re-capture within the duplicate window: stored once
-	old, err := encodeBatch(changeBatch(10, 1))
+	old, err := wire.Encode(changeBatch(10, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

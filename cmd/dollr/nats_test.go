@@ -31,8 +31,8 @@ func TestServeNATSFanOut(t *testing.T) {
 	ns := natstest.Start(t)
 	first := newInstallation(t, backends.Postgres)
 	second := installation{dataDir: filepath.Join(t.TempDir(), "data"), databaseURL: first.databaseURL}
-	a := startServe(t, first, "--nats-url", ns.URL)
-	b := startServe(t, second, "--nats-url", ns.URL)
+	a := startServe(t, first, "--nats-url", ns.URL, "--sandbox-long-delay", "5s")
+	b := startServe(t, second, "--nats-url", ns.URL, "--sandbox-long-delay", "5s")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -40,33 +40,10 @@ func TestServeNATSFanOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const phone = "231770000010" // completes after --sandbox-delay
-	src, err := c.CreateCheckout(ctx, client.CheckoutRequest{Mode: dollr.ModeDirect, SourceKind: dollr.SourceInvoice,
-		PartyPhone: phone, Currency: "USD", Items: []client.Item{{Name: "Rice", Currency: "USD", Amount: 1250}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := c.CreateCheckoutSession(ctx, client.CheckoutSessionRequest{SourceID: src.SourceID, SourceType: src.SourceType})
-	if err != nil {
-		t.Fatal(err)
-	}
-	acct, err := c.CreatePaymentAccount(ctx, dollr.OperationCollection, client.PaymentAccountRequest{AccountName: "MoMo",
-		Provider: dollr.ProviderPawapay, Method: "MTN_MOMO_LBR", PartyID: src.PartyID, CountryCode: "LR", InsensitiveAccountNumber: phone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := uuid.NewString()
-	key, err := c.CreateRealtimeKey(ctx, client.RealtimeKeyRequest{SessionID: sess.ID, SourceType: src.SourceType, ReferenceID: ref})
-	if err != nil {
-		t.Fatal(err)
-	}
-	onA := subscribe(t, ctx, a, key.AccessToken, sess.ID, ref)
-	onB := subscribe(t, ctx, b, key.AccessToken, sess.ID, ref)
-
-	if _, err := c.ExecuteCollection(ctx, client.CollectionRequest{SessionID: sess.ID, PaymentAccountID: acct.ID,
-		Currency: "USD", ReferenceID: ref}); err != nil {
-		t.Fatal(err)
-	}
+	p := preparePayment(t, ctx, c, "231770000010") // completes after --sandbox-delay
+	onA := subscribe(t, ctx, a, p.key, p.sessionID, p.ref)
+	onB := subscribe(t, ctx, b, p.key, p.sessionID, p.ref)
+	p.execute(t, ctx, c)
 	want := []string{"PENDING", "PROCESSING", "COMPLETED"}
 	for name, sub := range map[string]*statusRecorder{"A (first)": onA, "B (second)": onB} {
 		if got := sub.wait(t, len(want)); !equalStrings(got, want) {
@@ -87,6 +64,58 @@ func TestServeNATSFanOut(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Failover: the capturer dies with a payment in flight; the second
+	// server takes over the slot and its subscriber sees the payment finish.
+	slow := preparePayment(t, ctx, c, "231770000002") // PROCESSING until --sandbox-long-delay
+	onB = subscribe(t, ctx, b, slow.key, slow.sessionID, slow.ref)
+	slow.execute(t, ctx, c)
+	if got := onB.wait(t, 2); !equalStrings(got, want[:2]) {
+		t.Fatalf("realtime on server B: statuses %v, want %v", got, want[:2])
+	}
+	a.Kill()
+	if got := onB.wait(t, 3); !equalStrings(got, want) {
+		t.Errorf("realtime on server B after A was killed: statuses %v, want %v", got, want)
+	}
+}
+
+// payment is a collection ready to execute, with a realtime key for it.
+type payment struct {
+	sessionID, accountID int64
+	ref, key             string
+}
+
+func preparePayment(t *testing.T, ctx context.Context, c *client.Client, phone string) payment {
+	t.Helper()
+	src, err := c.CreateCheckout(ctx, client.CheckoutRequest{Mode: dollr.ModeDirect, SourceKind: dollr.SourceInvoice,
+		PartyPhone: phone, Currency: "USD", Items: []client.Item{{Name: "Rice", Currency: "USD", Amount: 1250}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.CreateCheckoutSession(ctx, client.CheckoutSessionRequest{SourceID: src.SourceID, SourceType: src.SourceType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := c.CreatePaymentAccount(ctx, dollr.OperationCollection, client.PaymentAccountRequest{AccountName: "MoMo",
+		Provider: dollr.ProviderPawapay, Method: "MTN_MOMO_LBR", PartyID: src.PartyID, CountryCode: "LR", InsensitiveAccountNumber: phone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := payment{sessionID: sess.ID, accountID: acct.ID, ref: uuid.NewString()}
+	key, err := c.CreateRealtimeKey(ctx, client.RealtimeKeyRequest{SessionID: sess.ID, SourceType: src.SourceType, ReferenceID: p.ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.key = key.AccessToken
+	return p
+}
+
+func (p payment) execute(t *testing.T, ctx context.Context, c *client.Client) {
+	t.Helper()
+	if _, err := c.ExecuteCollection(ctx, client.CollectionRequest{SessionID: p.sessionID, PaymentAccountID: p.accountID,
+		Currency: "USD", ReferenceID: p.ref}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // statusRecorder records the statuses of one payment's realtime events.

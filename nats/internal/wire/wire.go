@@ -1,4 +1,7 @@
-package nats
+// Package wire is the JSON form of a batch of dollr.Change on the NATS
+// stream. It is kept apart from package nats so that its fuzz target runs in
+// a small test binary.
+package wire
 
 import (
 	"bytes"
@@ -39,8 +42,8 @@ type wireChange struct {
 	OldRecord  map[string]any   `json:"old_record"`
 }
 
-// encodeBatch renders a non-empty batch as a message body.
-func encodeBatch(batch []dollr.Change) ([]byte, error) {
+// Encode renders a non-empty batch as a message body.
+func Encode(batch []dollr.Change) ([]byte, error) {
 	w := wireBatch{Changes: make([]wireChange, len(batch))}
 	for i, c := range batch {
 		w.Changes[i] = wireChange{Seq: c.Seq, Schema: c.Schema, Table: c.Table, Type: c.Type, CommitTime: c.CommitTime,
@@ -49,10 +52,10 @@ func encodeBatch(batch []dollr.Change) ([]byte, error) {
 	return json.Marshal(w)
 }
 
-// decodeBatch parses a message body. Anything but a well-formed, non-empty
+// Decode parses a message body. Anything but a well-formed, non-empty
 // batch in commit order is an error, never a panic: the body comes off the
 // network.
-func decodeBatch(data []byte) ([]dollr.Change, error) {
+func Decode(data []byte) ([]dollr.Change, error) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	var w wireBatch
