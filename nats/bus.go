@@ -144,7 +144,7 @@ func (b *Bus) open(ctx context.Context, maxAge time.Duration) error {
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        StreamName,
-			Description: "dollr committed changes, one message per transaction",
+			Description: "dollr committed changes, one message per change-feed batch",
 			Subjects:    []string{subjectPrefix + ">"},
 			Storage:     jetstream.FileStorage,
 			MaxAge:      maxAge,

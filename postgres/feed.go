@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/dollr/dollr"
@@ -150,13 +151,37 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 	}
 
 	s := &stream{capture: c, conn: conn, rels: map[uint32]*relation{}, acked: confirmed, reported: confirmed}
+	// Transactions are handed to handle on a goroutine of their own, so the
+	// connection keeps being read while handle runs (publishing to another
+	// server takes a round trip); whatever committed meanwhile goes to the
+	// next handle call as one batch. The slot is acknowledged only up to what
+	// handle has returned from.
+	h := newHandoff(*pos, handle)
+	hctx, stopHandoff := context.WithCancel(ctx)
+	go h.run(hctx, stopHandoff)
+	defer func() {
+		stopHandoff()
+		<-h.done
+		*pos, progressed = h.pos, h.progressed
+		if h.err != nil {
+			err = handlerError{h.err}
+		}
+	}()
 	next := time.Now().Add(c.interval)
 	var ackBy time.Time // when handled transactions are acknowledged; zero: none waiting
 	for {
+		if handled := h.handledLSN(); handled > s.acked {
+			s.acked = handled
+			// Acknowledged a little later, with whatever follows: a
+			// status update per transaction costs both sides a message.
+			if ackBy.IsZero() {
+				ackBy = time.Now().Add(ackDelay)
+			}
+		}
 		now := time.Now()
 		if !now.Before(next) || (!ackBy.IsZero() && !now.Before(ackBy)) {
 			if err := s.report(); err != nil {
-				return progressed, err
+				return false, err
 			}
 			next, ackBy = now.Add(c.interval), time.Time{}
 		}
@@ -164,76 +189,158 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 		if !ackBy.IsZero() && ackBy.Before(deadline) {
 			deadline = ackBy
 		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
+		if soon := now.Add(ackDelay); h.busy() && soon.Before(deadline) {
+			deadline = soon // wake up to acknowledge what the handler finishes
+		}
+		rctx, cancel := context.WithDeadline(hctx, deadline)
 		msg, err := conn.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
-			if pgconn.Timeout(err) && ctx.Err() == nil {
+			if pgconn.Timeout(err) && hctx.Err() == nil {
 				continue
 			}
-			return progressed, err
+			return false, err
 		}
 		switch msg := msg.(type) {
 		case *pgproto3.CopyData:
 			if len(msg.Data) == 0 {
-				return progressed, errors.New("postgres: empty replication message")
+				return false, errors.New("postgres: empty replication message")
 			}
 			switch msg.Data[0] {
 			case pglogrepl.PrimaryKeepaliveMessageByteID:
 				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
 				if err != nil {
-					return progressed, err
+					return false, err
 				}
-				// Between transactions everything the server has sent was
-				// handled, so its position can be acknowledged; otherwise
-				// the slot would pin WAL while other tables are busy.
-				if !s.inTxn && ka.ServerWALEnd > s.acked {
+				// Between transactions, with every one handed over handled,
+				// everything the server has sent was handled, so its position
+				// can be acknowledged; otherwise the slot would pin WAL while
+				// other tables are busy.
+				if !s.inTxn && !h.busy() && ka.ServerWALEnd > s.acked {
 					s.acked = ka.ServerWALEnd
 				}
 				if ka.ReplyRequested {
 					if err := s.report(); err != nil {
-						return progressed, err
+						return false, err
 					}
 					next, ackBy = time.Now().Add(c.interval), time.Time{}
 				}
 			case pglogrepl.XLogDataByteID:
 				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
 				if err != nil {
-					return progressed, err
+					return false, err
 				}
 				batch, commit, err := s.apply(ctx, xld.WALData)
 				if err != nil {
-					return progressed, err
+					return false, err
 				}
 				if commit == nil {
 					continue
 				}
-				seq := uint64(commit.CommitLSN)
-				if len(batch) > 0 && seq > *pos {
-					if err := handle(batch); err != nil {
-						return progressed, handlerError{err}
-					}
-				}
-				progressed = true
-				if seq > *pos {
-					*pos = seq
-				}
-				// Acknowledge the transaction now that it is handled.
-				if commit.TransactionEndLSN > s.acked {
-					s.acked = commit.TransactionEndLSN
-				}
-				// Acknowledged a little later, with whatever follows: a
-				// status update per transaction costs both sides a message.
-				if s.acked > s.reported && ackBy.IsZero() {
-					ackBy = time.Now().Add(ackDelay)
+				// Every commit, even one with nothing published, goes through
+				// the handoff: its position is acknowledged only after every
+				// transaction before it was handled.
+				if !h.put(hctx, committedTxn{changes: batch, seq: uint64(commit.CommitLSN), end: commit.TransactionEndLSN}) {
+					return false, hctx.Err()
 				}
 			}
 		case *pgproto3.ErrorResponse:
-			return progressed, pgconn.ErrorResponseToPgError(msg)
+			return false, pgconn.ErrorResponseToPgError(msg)
 		case *pgproto3.CopyDone:
-			return progressed, errors.New("postgres: server ended the replication stream")
+			return false, errors.New("postgres: server ended the replication stream")
 		}
 	}
+}
+
+// committedTxn is one decoded transaction waiting for the handler.
+type committedTxn struct {
+	changes []dollr.Change
+	seq     uint64        // its commit LSN, the changes' Seq
+	end     pglogrepl.LSN // where the slot may be acknowledged once it is handled
+}
+
+// maxCoalesce bounds the transactions one handle call carries.
+const maxCoalesce = 256
+
+// handoff runs handle for one replication connection's transactions, in
+// order, coalescing those that queued up while the previous call ran.
+type handoff struct {
+	queue   chan committedTxn
+	handle  func([]dollr.Change) error
+	waiting atomic.Int64  // put but not yet handled
+	handled atomic.Uint64 // end LSN of the last transaction handled
+	done    chan struct{}
+	// Owned by run until done is closed.
+	pos        uint64
+	progressed bool
+	err        error
+}
+
+func newHandoff(pos uint64, handle func([]dollr.Change) error) *handoff {
+	return &handoff{queue: make(chan committedTxn, maxCoalesce), handle: handle, pos: pos, done: make(chan struct{})}
+}
+
+func (h *handoff) put(ctx context.Context, t committedTxn) bool {
+	h.waiting.Add(1)
+	select {
+	case h.queue <- t:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (h *handoff) busy() bool { return h.waiting.Load() > 0 }
+
+func (h *handoff) handledLSN() pglogrepl.LSN { return pglogrepl.LSN(h.handled.Load()) }
+
+// run ends when ctx ends or handle fails; then h.err is set and stop ends
+// the stream's reading.
+func (h *handoff) run(ctx context.Context, stop context.CancelFunc) {
+	defer close(h.done)
+	for {
+		var t committedTxn
+		select {
+		case <-ctx.Done():
+			return
+		case t = <-h.queue:
+		}
+		// A fresh slice per call: handle may keep it.
+		batch := h.fresh(t)
+		n, last := 1, t
+	drain:
+		for n < maxCoalesce {
+			select {
+			case u := <-h.queue:
+				if more := h.fresh(u); len(more) > 0 {
+					batch = append(batch[:len(batch):len(batch)], more...) // never into t.changes' spare capacity
+				}
+				n, last = n+1, u
+			default:
+				break drain
+			}
+		}
+		if len(batch) > 0 {
+			if err := h.handle(batch); err != nil {
+				h.err = err
+				stop()
+				return
+			}
+		}
+		h.progressed = true
+		h.pos = max(h.pos, last.seq)
+		h.handled.Store(uint64(last.end))
+		h.waiting.Add(int64(-n))
+	}
+}
+
+// fresh drops a transaction already delivered (at or before pos): after a
+// reconnect the slot may replay what the previous connection handled.
+func (h *handoff) fresh(t committedTxn) []dollr.Change {
+	if t.seq <= h.pos {
+		return nil
+	}
+	return t.changes
 }
 
 // stream is the state of one replication connection.

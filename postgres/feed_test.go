@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -439,6 +441,76 @@ func TestAcknowledgeAfterHandle(t *testing.T) {
 			t.Fatalf("slot never confirmed commit %d after the handler returned", seq)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// While the handler is busy, capture goes on reading: what commits meanwhile
+// is handed over afterwards, in commit order, each change once, and the slot
+// is not acknowledged past a transaction the handler has not returned from.
+func TestSlowHandlerGetsLaterCommitsInOrder(t *testing.T) {
+	db, _ := open(t)
+	m := newMerchant(t, db)
+	first, err := newProto(ctxT(t), db, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := make(chan uint64, 1)
+	release := make(chan struct{})
+	f := followWith(t, db, 0, func(batch []dollr.Change) {
+		for _, c := range batch {
+			if c.Record["reference_id"] == first.ReferenceID {
+				blocked <- c.Seq
+				<-release
+			}
+		}
+	})
+	f.Live(t, db, m)
+	if _, _, err := db.CreateExecution(ctxT(t), first, nil); err != nil {
+		t.Fatal(err)
+	}
+	var seq uint64
+	select {
+	case seq = <-blocked:
+	case <-time.After(waitLimit):
+		t.Fatal("handler never saw the first execution")
+	}
+	var later []string
+	for range 30 {
+		e, err := newProto(ctxT(t), db, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.CreateExecution(ctxT(t), e, nil); err != nil {
+			t.Fatal(err)
+		}
+		later = append(later, e.ReferenceID)
+	}
+	if flushed := confirmedFlush(t, db); flushed >= seq {
+		t.Fatalf("slot confirmed %d while the handler of commit %d had not returned", flushed, seq)
+	}
+	close(release)
+	cs := f.WaitFor(t, "the executions committed while the handler was busy", func(cs []dollr.Change) bool {
+		n := 0
+		for _, c := range cs {
+			if slices.Contains(later, fmt.Sprint(c.Record["reference_id"])) {
+				n++
+			}
+		}
+		return n >= len(later)
+	})
+	var got []string
+	var last uint64
+	for _, c := range cs {
+		if c.Seq < last {
+			t.Fatalf("change of commit %d after commit %d", c.Seq, last)
+		}
+		last = c.Seq
+		if ref := fmt.Sprint(c.Record["reference_id"]); slices.Contains(later, ref) {
+			got = append(got, ref)
+		}
+	}
+	if !slices.Equal(got, later) {
+		t.Fatalf("executions arrived as %v, want each once in commit order %v", got, later)
 	}
 }
 
