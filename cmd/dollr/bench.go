@@ -28,7 +28,9 @@ RSS (from /proc with --server-pid, otherwise from /metrics).
 Scenarios:
   checkout  -n payments through the API and sandbox, each watched by one
             realtime subscriber; executions paced to --rate status changes/s
-            (3 per payment: PENDING, PROCESSING, COMPLETED).
+            (3 per payment: PENDING, PROCESSING, COMPLETED). The server's
+            CPU counts from the first realtime key: minting keys, joining
+            and delivering (split in the result).
   changes   -n rows touched through POST /v1/sandbox/status-touch at --rate
             changes/s, --subscribers per row: capture → fan-out → socket alone.
   idle      -n subscribed sockets that receive nothing for --duration; server
