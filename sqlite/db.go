@@ -117,7 +117,7 @@ func (db *DB) open(ctx context.Context) error {
 	db.write.SetMaxIdleConns(1)
 	db.write.SetConnMaxLifetime(0)
 	db.write.SetConnMaxIdleTime(0)
-	if db.writer, err = db.write.Conn(ctx); err != nil {
+	if db.writer, err = openWriter(ctx, db.write); err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	if err := db.migrate(ctx); err != nil {
@@ -133,6 +133,31 @@ func (db *DB) open(ctx context.Context) error {
 	}
 	db.checkpointer.SetMaxOpenConns(1)
 	return nil
+}
+
+// openWriter opens the writer connection, which switches a new file to WAL.
+// SQLite answers a concurrent opener of the same new file SQLITE_BUSY at
+// once during that switch, without waiting in its busy handler, so the open
+// is retried for as long as busy_timeout would have waited.
+func openWriter(ctx context.Context, pool *sql.DB) (*sql.Conn, error) {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		conn, err := pool.Conn(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLITE_BUSY or one of its extended codes.
+func isBusy(err error) bool {
+	var se *msqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // readConns bounds the read pool: enough for concurrent API reads and
