@@ -403,42 +403,61 @@ func TestOneCapturePerSlot(t *testing.T) {
 	fb.Live(t, b, m)
 }
 
-// The slot's position moves only after the handler returned.
-func TestAcknowledgeAfterHandle(t *testing.T) {
-	db, _ := open(t)
-	m := newMerchant(t, db)
+// heldHandler follows db with a handler that stops at the commit of one new
+// execution until release is closed; seq is that commit's position.
+type heldHandler struct {
+	f       *follower
+	seq     uint64
+	release chan struct{}
+}
+
+func holdHandler(t *testing.T, db *postgres.DB, m *dollr.Merchant) *heldHandler {
+	t.Helper()
 	e, err := newProto(ctxT(t), db, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := make(chan uint64, 1)
-	release := make(chan struct{})
-	f := followWith(t, db, 0, func(batch []dollr.Change) {
+	held := make(chan uint64, 1)
+	h := &heldHandler{release: make(chan struct{})}
+	h.f = followWith(t, db, 0, func(batch []dollr.Change) {
 		for _, c := range batch {
 			if c.Record["reference_id"] == e.ReferenceID {
-				target <- c.Seq
-				<-release
+				held <- c.Seq
+				<-h.release
 			}
 		}
 	})
-	f.Live(t, db, m)
+	h.f.Live(t, db, m)
 	if _, _, err := db.CreateExecution(ctxT(t), e, nil); err != nil {
 		t.Fatal(err)
 	}
-	var seq uint64
 	select {
-	case seq = <-target:
+	case h.seq = <-held:
 	case <-time.After(waitLimit):
 		t.Fatal("handler never saw the execution")
 	}
-	if flushed := confirmedFlush(t, db); flushed >= seq {
-		t.Fatalf("slot confirmed %d while the handler of commit %d had not returned", flushed, seq)
+	return h
+}
+
+// checkNotConfirmed fails if the slot was acknowledged past the held commit.
+func (h *heldHandler) checkNotConfirmed(t *testing.T, db *postgres.DB) {
+	t.Helper()
+	if flushed := confirmedFlush(t, db); flushed >= h.seq {
+		t.Fatalf("slot confirmed %d while the handler of commit %d had not returned", flushed, h.seq)
 	}
-	close(release)
+}
+
+// The slot's position moves only after the handler returned.
+func TestAcknowledgeAfterHandle(t *testing.T) {
+	db, _ := open(t)
+	m := newMerchant(t, db)
+	h := holdHandler(t, db, m)
+	h.checkNotConfirmed(t, db)
+	close(h.release)
 	deadline := time.Now().Add(waitLimit)
-	for confirmedFlush(t, db) < seq {
+	for confirmedFlush(t, db) < h.seq {
 		if time.Now().After(deadline) {
-			t.Fatalf("slot never confirmed commit %d after the handler returned", seq)
+			t.Fatalf("slot never confirmed commit %d after the handler returned", h.seq)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -450,30 +469,7 @@ func TestAcknowledgeAfterHandle(t *testing.T) {
 func TestSlowHandlerGetsLaterCommitsInOrder(t *testing.T) {
 	db, _ := open(t)
 	m := newMerchant(t, db)
-	first, err := newProto(ctxT(t), db, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocked := make(chan uint64, 1)
-	release := make(chan struct{})
-	f := followWith(t, db, 0, func(batch []dollr.Change) {
-		for _, c := range batch {
-			if c.Record["reference_id"] == first.ReferenceID {
-				blocked <- c.Seq
-				<-release
-			}
-		}
-	})
-	f.Live(t, db, m)
-	if _, _, err := db.CreateExecution(ctxT(t), first, nil); err != nil {
-		t.Fatal(err)
-	}
-	var seq uint64
-	select {
-	case seq = <-blocked:
-	case <-time.After(waitLimit):
-		t.Fatal("handler never saw the first execution")
-	}
+	h := holdHandler(t, db, m)
 	var later []string
 	for range 30 {
 		e, err := newProto(ctxT(t), db, m)
@@ -485,11 +481,9 @@ func TestSlowHandlerGetsLaterCommitsInOrder(t *testing.T) {
 		}
 		later = append(later, e.ReferenceID)
 	}
-	if flushed := confirmedFlush(t, db); flushed >= seq {
-		t.Fatalf("slot confirmed %d while the handler of commit %d had not returned", flushed, seq)
-	}
-	close(release)
-	cs := f.WaitFor(t, "the executions committed while the handler was busy", func(cs []dollr.Change) bool {
+	h.checkNotConfirmed(t, db)
+	close(h.release)
+	cs := h.f.WaitFor(t, "the executions committed while the handler was busy", func(cs []dollr.Change) bool {
 		n := 0
 		for _, c := range cs {
 			if slices.Contains(later, fmt.Sprint(c.Record["reference_id"])) {
