@@ -4,14 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/dollr/dollr"
 )
@@ -268,27 +264,10 @@ func TestSnapshotThenLiveInCommitOrder(t *testing.T) {
 
 func TestSlowClientDisconnected(t *testing.T) {
 	srv := startServer(t, Config{SendQueue: 8})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, _, _, err := ws.Dialer{}.Dial(ctx, srv.url+"?vsn=2.0.0&apikey="+anonKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetReadBuffer(4096)
-	}
-	join, _ := json.Marshal([]any{"1", "1", "realtime:room", "phx_join", joinPayload("", map[string]any{"event": "*", "schema": "public", "table": "items"})})
-	if err := wsutil.WriteClientText(conn, join); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "channel joined", func() bool { return counterValue(t, srv.reg, "dollr_realtime_channels", nil) == 1 })
-	big := strings.Repeat("x", 256<<10)
-	for i := 0; i < 400 && counterValue(t, srv.reg, "dollr_realtime_slow_client_disconnects_total", nil) == 0; i++ {
-		ch := itemInsert(int64(i), uint64(i+1))
-		ch.Record["name"] = big
-		srv.Publish([]change{ch})
-	}
+	joinWithoutReading(t, srv)
+	floodItems(srv, 256<<10, func() bool {
+		return counterValue(t, srv.reg, "dollr_realtime_slow_client_disconnects_total", nil) > 0
+	})
 	eventually(t, "slow client disconnected", func() bool {
 		return counterValue(t, srv.reg, "dollr_realtime_slow_client_disconnects_total", nil) == 1 &&
 			counterValue(t, srv.reg, "dollr_realtime_connections", nil) == 0

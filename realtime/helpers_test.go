@@ -399,6 +399,38 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 	return 0
 }
 
+// joinWithoutReading opens a socket with a small receive buffer that joins a
+// channel on the items table and then never reads, so the server's writes to
+// it soon block. The socket closes with the test.
+func joinWithoutReading(t *testing.T, srv *testServer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, _, err := ws.Dialer{}.Dial(ctx, srv.url+"?vsn=2.0.0&apikey="+anonKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4096)
+	}
+	join, _ := json.Marshal([]any{"1", "1", "realtime:room", "phx_join", joinPayload("", map[string]any{"event": "*", "schema": "public", "table": "items"})})
+	if err := wsutil.WriteClientText(conn, join); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "channel joined", func() bool { return counterValue(t, srv.reg, "dollr_realtime_channels", nil) == 1 })
+}
+
+// floodItems publishes up to 400 item inserts carrying size bytes each, until done.
+func floodItems(srv *testServer, size int, done func() bool) {
+	big := strings.Repeat("x", size)
+	for i := 0; i < 400 && !done(); i++ {
+		ch := itemInsert(int64(i), uint64(i+1))
+		ch.Record["name"] = big
+		srv.Publish([]change{ch})
+	}
+}
+
 // eventually waits for cond with a deadline.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
