@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/dollr/dollr/client"
 )
 
 // runIdle opens N sockets, each subscribed to one payment channel on which
@@ -29,12 +28,11 @@ func runIdle(ctx context.Context, e *env) error {
 	var made atomic.Int64
 	e.prog.set("setup", func() string { return fmt.Sprintf("realtime keys %d/%d", made.Load(), n) })
 	err = forEach(ctx, n, o.Concurrency, func(ctx context.Context, i int) error {
-		ref := uuid.NewString()
-		k, err := e.api.CreateRealtimeKey(ctx, client.RealtimeKeyRequest{SessionID: sess.sessionID, SourceType: sess.sourceType, ReferenceID: ref})
-		if err != nil {
-			return fmt.Errorf("bench: realtime-keys/collection: %w", err)
+		p := &payment{referenceID: uuid.NewString(), sessionID: sess.sessionID, sourceType: sess.sourceType}
+		if err := e.mintKey(ctx, p); err != nil {
+			return err
 		}
-		specs[i] = subSpec{sessionID: sess.sessionID, referenceID: ref, key: k.AccessToken}
+		specs[i] = subSpec{sessionID: p.sessionID, referenceID: p.referenceID, key: p.key}
 		made.Add(1)
 		return nil
 	})
