@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
 )
 
 // runIdle opens N sockets, each subscribed to one payment channel on which
