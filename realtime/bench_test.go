@@ -142,3 +142,46 @@ func BenchmarkFilterMatch(b *testing.B) {
 		})
 	}
 }
+
+// joinFrame is a phx_join as supabase-js sends it for the product snippet.
+func joinFrame(b *testing.B, ref string) []byte {
+	b.Helper()
+	key := realtimeKey(7, ref, time.Hour)
+	return encodeFrame(vsn2, []byte(`"1"`), []byte(`"1"`), "realtime:payment-intent:7:"+ref, "phx_join", mustJSON(productJoin(key, ref)))
+}
+
+func BenchmarkDecodeJoin(b *testing.B) {
+	msg := joinFrame(b, refA)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		f, err := decodeFrame(vsn2, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p := parseJoinPayload(f.payload); len(p.bindings) != 1 || p.token == "" {
+			b.Fatal("join payload not understood")
+		}
+	}
+}
+
+// BenchmarkJoin is the server's whole work for one subscriber's join (frame
+// decode, token, policy, subscriptions, reply) and leave, without the socket.
+func BenchmarkJoin(b *testing.B) {
+	s := New(Config{Secret: testSecret, Tables: []Table{statusTable}, Policy: paymentPolicy, SendQueue: 64})
+	tok, _ := VerifyToken(testSecret, anonKey(), time.Now())
+	msg := joinFrame(b, refA)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		c := newConn(s, newDiscardConn(), vsn2, tok)
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		f, err := decodeFrame(vsn2, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.join(f)
+		c.kill()
+		c.teardown()
+		delete(s.conns, c)
+	}
+}

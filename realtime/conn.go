@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -67,10 +68,15 @@ var errMessageTooBig = errors.New("message too big")
 
 func (c *conn) readLoop(pre []byte) {
 	defer c.teardown()
-	var r io.Reader = c.nc
+	var src io.Reader = c.nc
 	if len(pre) > 0 {
-		r = io.MultiReader(bytes.NewReader(pre), c.nc)
+		src = io.MultiReader(bytes.NewReader(pre), c.nc)
 	}
+	// A small buffer lets one read syscall carry a frame's header with its
+	// payload (a heartbeat fits whole); a join's larger payload is read
+	// straight into its own slice. Unbuffered, each frame took three or four
+	// reads. 128 bytes keep an idle connection's memory low.
+	r := bufio.NewReaderSize(src, 128)
 	var (
 		msg   []byte // a fragmented message being assembled
 		msgOp ws.OpCode
@@ -240,16 +246,10 @@ func isHex4(b []byte) bool {
 	return true
 }
 
-// handleOff handles a message on a short-lived goroutine and waits for it, so
-// the deep stack a join needs (JSON, policy, compiling filters) is not kept by
-// the reader goroutine that every idle connection parks.
+// handleOff handles a message on one of the server's workers and waits for
+// it, so the deep stack a join needs stays off the reader goroutine.
 func (c *conn) handleOff(op ws.OpCode, data []byte) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.handle(op, data)
-	}()
-	<-done
+	c.s.workers.do(func() { c.handle(op, data) })
 }
 
 // handle routes one complete client message (realtime-protocol.md §17).

@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/valyala/fastjson"
 
 	"github.com/dollr/dollr"
 )
@@ -41,60 +43,58 @@ type joinParams struct {
 
 func parseJoinPayload(payload []byte) joinParams {
 	var p joinParams
-	var raw struct {
-		Config      json.RawMessage `json:"config"`
-		AccessToken json.RawMessage `json:"access_token"`
-		UserToken   json.RawMessage `json:"user_token"`
-	}
-	if jsonUnmarshal(payload, &raw) != nil {
+	ps := parsers.Get()
+	defer parsers.Put(ps)
+	v, err := parseJSON(ps, payload)
+	if err != nil {
 		return p
 	}
-	for _, t := range []json.RawMessage{raw.AccessToken, raw.UserToken} {
-		var s string
-		if json.Unmarshal(t, &s) == nil && s != "" {
+	root, err := v.Object()
+	if err != nil {
+		return p
+	}
+	for _, key := range []string{"access_token", "user_token"} {
+		if s, _ := stringOf(member(root, key)); s != "" {
 			p.token = s
 			break
 		}
 	}
-	var cfg struct {
-		Broadcast struct {
-			Ack              json.RawMessage `json:"ack"`
-			Self             json.RawMessage `json:"self"`
-			ReplicationReady json.RawMessage `json:"replication_ready"`
-		} `json:"broadcast"`
-		Presence struct {
-			Key     json.RawMessage `json:"key"`
-			Enabled json.RawMessage `json:"enabled"`
-		} `json:"presence"`
-		PostgresChanges []json.RawMessage `json:"postgres_changes"`
+	cfg, err := member(root, "config").Object()
+	if cfg == nil || err != nil {
+		return p
 	}
-	if jsonUnmarshal(raw.Config, &cfg) != nil {
-		// A payload that does not fit is used as far as it parses, as the real server does.
-		var partial struct {
-			PostgresChanges []json.RawMessage `json:"postgres_changes"`
+	// Each part of the config is used if it has the right shape, as the real
+	// server uses a payload as far as it parses.
+	if bc, _ := member(cfg, "broadcast").Object(); bc != nil {
+		p.bcastAck = flexBool(member(bc, "ack"))
+		p.bcastSelf = flexBool(member(bc, "self"))
+		p.replicationReady = flexBool(member(bc, "replication_ready"))
+	}
+	if pr, _ := member(cfg, "presence").Object(); pr != nil {
+		p.presence.enabled = flexBool(member(pr, "enabled"))
+		p.presence.key, _ = stringOf(member(pr, "key"))
+	}
+	if pcs, _ := member(cfg, "postgres_changes").Array(); pcs != nil {
+		for _, e := range pcs {
+			p.bindings = append(p.bindings, parseBinding(e))
 		}
-		_ = jsonUnmarshal(raw.Config, &partial)
-		cfg.PostgresChanges = partial.PostgresChanges
-	}
-	p.bcastAck = flexBool(cfg.Broadcast.Ack)
-	p.bcastSelf = flexBool(cfg.Broadcast.Self)
-	p.replicationReady = flexBool(cfg.Broadcast.ReplicationReady)
-	p.presence.enabled = flexBool(cfg.Presence.Enabled)
-	_ = json.Unmarshal(cfg.Presence.Key, &p.presence.key)
-	for _, e := range cfg.PostgresChanges {
-		p.bindings = append(p.bindings, parseBinding(e))
 	}
 	return p
 }
 
 // flexBool reads true/false or "true"/"false" in any case, as Ecto's flexible booleans.
-func flexBool(raw json.RawMessage) bool {
-	var b bool
-	if json.Unmarshal(raw, &b) == nil {
-		return b
+func flexBool(v *fastjson.Value) bool {
+	if v == nil {
+		return false
 	}
-	var s string
-	return json.Unmarshal(raw, &s) == nil && strings.EqualFold(s, "true")
+	switch v.Type() {
+	case fastjson.TypeTrue:
+		return true
+	case fastjson.TypeString:
+		s, _ := stringOf(v)
+		return strings.EqualFold(s, "true")
+	}
+	return false
 }
 
 func jsonUnmarshal(b []byte, v any) error {
@@ -106,10 +106,10 @@ func jsonUnmarshal(b []byte, v any) error {
 	return d.Decode(v)
 }
 
-func parseBinding(raw json.RawMessage) *binding {
+func parseBinding(raw *fastjson.Value) *binding {
 	b := &binding{action: "*", events: evAll}
-	var m map[string]any
-	if jsonUnmarshal(raw, &m) != nil || m == nil {
+	m, _ := toAny(raw).(map[string]any)
+	if m == nil {
 		m = map[string]any{}
 		b.err = "No subscription params provided. Please provide at least a `schema` or `table` to subscribe to: " + inspectMap(m)
 	}
@@ -118,13 +118,11 @@ func parseBinding(raw json.RawMessage) *binding {
 			delete(m, k)
 		}
 	}
-	canon, _ := json.Marshal(m)
+	canon := appendCanonical(nil, m, -1)
 	h := fnv.New32a()
 	h.Write(canon)
 	b.id = int64(h.Sum32() & (1<<27 - 1)) // the range of Erlang's phash2, which the real server uses
-	m["id"] = json.Number(strconv.FormatInt(b.id, 10))
-	b.entry, _ = json.Marshal(m)
-	delete(m, "id")
+	b.entry = appendCanonical(canon[:0:0], m, b.id)
 	if b.err != "" {
 		return b
 	}
@@ -412,4 +410,59 @@ func grantConditions(t *table, rows map[string]string) ([]condition, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// appendCanonical appends m as json.Marshal renders it (keys sorted, the same
+// escaping), with "id" set to id when id >= 0, without reflection for the
+// strings a binding is made of. The binding id hashes this text.
+func appendCanonical(dst []byte, m map[string]any, id int64) []byte {
+	keys := make([]string, 0, len(m)+1)
+	for k := range m {
+		if k != "id" || id < 0 {
+			keys = append(keys, k)
+		}
+	}
+	if id >= 0 {
+		keys = append(keys, "id")
+	}
+	sort.Strings(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendMarshaled(dst, k)
+		dst = append(dst, ':')
+		if k == "id" && id >= 0 {
+			dst = strconv.AppendInt(dst, id, 10)
+			continue
+		}
+		dst = appendMarshaled(dst, m[k])
+	}
+	return append(dst, '}')
+}
+
+// appendMarshaled appends json.Marshal(v), quoting plain ASCII strings itself.
+func appendMarshaled(dst []byte, v any) []byte {
+	if s, ok := v.(string); ok && plainASCII(s) {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return append(dst, "null"...)
+	}
+	return append(dst, b...)
+}
+
+// plainASCII reports whether json.Marshal would write s between quotes unchanged.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= utf8.RuneSelf, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }

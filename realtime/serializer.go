@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
 // version selects the Phoenix serializer of a socket (realtime-protocol.md §2):
@@ -60,8 +62,14 @@ func decodeFrame(v version, data []byte) (frame, error) {
 }
 
 func decodeArray(data []byte) (frame, error) {
-	var parts []json.RawMessage
-	if err := json.Unmarshal(data, &parts); err != nil {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := parseJSON(p, data)
+	if err != nil {
+		return frame{}, err
+	}
+	parts, err := v.Array()
+	if err != nil {
 		return frame{}, err
 	}
 	if len(parts) < 5 { // extra elements are ignored, as the real server does
@@ -71,20 +79,21 @@ func decodeArray(data []byte) (frame, error) {
 }
 
 func decodeObject(data []byte) (frame, error) {
-	var obj struct {
-		Topic   json.RawMessage `json:"topic"`
-		Event   json.RawMessage `json:"event"`
-		Payload json.RawMessage `json:"payload"`
-		Ref     json.RawMessage `json:"ref"`
-		JoinRef json.RawMessage `json:"join_ref"`
-	}
-	if err := json.Unmarshal(data, &obj); err != nil {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := parseJSON(p, data)
+	if err != nil {
 		return frame{}, err
 	}
-	return buildFrame(obj.JoinRef, obj.Ref, obj.Topic, obj.Event, obj.Payload)
+	obj, err := v.Object()
+	if err != nil {
+		return frame{}, err
+	}
+	return buildFrame(member(obj, "join_ref"), member(obj, "ref"), member(obj, "topic"), member(obj, "event"), member(obj, "payload"))
 }
 
-func buildFrame(joinRef, ref, topic, event, payload json.RawMessage) (frame, error) {
+// buildFrame copies what it keeps out of the parsed values (nil = absent).
+func buildFrame(joinRef, ref, topic, event, payload *fastjson.Value) (frame, error) {
 	var f frame
 	var err error
 	if f.joinRef, err = refBytes(joinRef); err != nil {
@@ -93,28 +102,34 @@ func buildFrame(joinRef, ref, topic, event, payload json.RawMessage) (frame, err
 	if f.ref, err = refBytes(ref); err != nil {
 		return frame{}, err
 	}
-	if err := json.Unmarshal(topic, &f.topic); err != nil || len(topic) == 0 || topic[0] != '"' {
+	var ok bool
+	if f.topic, ok = stringOf(topic); !ok {
 		return frame{}, fmt.Errorf("topic must be a string")
 	}
-	if err := json.Unmarshal(event, &f.event); err != nil || len(event) == 0 || event[0] != '"' {
+	if f.event, ok = stringOf(event); !ok {
 		return frame{}, fmt.Errorf("event must be a string")
 	}
-	f.payload = bytes.TrimSpace(payload)
-	if len(f.payload) == 0 || bytes.Equal(f.payload, jsonNull) {
+	if payload == nil || payload.Type() == fastjson.TypeNull {
 		f.payload = emptyObject
+	} else {
+		f.payload = rawJSON(payload)
 	}
 	return f, nil
 }
 
-// refBytes accepts a ref that is a JSON string or number (kept verbatim) or null/absent (nil).
-func refBytes(raw json.RawMessage) ([]byte, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, jsonNull) {
+// refBytes accepts a ref that is a JSON string or number (kept as the client
+// wrote it) or null/absent (nil).
+func refBytes(v *fastjson.Value) ([]byte, error) {
+	if v == nil {
 		return nil, nil
 	}
+	// Rendered before anything asks its type: asking unescapes a string.
+	raw := rawJSON(v)
 	switch c := raw[0]; {
+	case c == 'n':
+		return nil, nil
 	case c == '"', c == '-', c >= '0' && c <= '9':
-		return bytes.Clone(raw), nil
+		return raw, nil
 	}
 	return nil, fmt.Errorf("ref must be a string or null")
 }

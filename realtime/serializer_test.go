@@ -117,6 +117,8 @@ func FuzzDecodeFrame(f *testing.F) {
 		`["6","6","realtime:room","phx_join",{"config":{}}]`,
 		`{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"7","join_ref":null}`,
 		`[null,"1","phoenix","heartbeat",{},1,2]`, `[1,2.5,"t","e",[]]`, `{"topic":1}`,
+		"[null,\"1\",\"pho\tenix\",\"heartbeat\",{}]", `[null,"\x","phoenix","heartbeat",{}]`,
+		`{"topic":"a","event":"b","payload":{"k":"\u00e9\"<>"},"ref":"\/"}`,
 	} {
 		f.Add([]byte(s), true)
 		f.Add([]byte(s), false)
@@ -129,6 +131,9 @@ func FuzzDecodeFrame(f *testing.F) {
 			v = vsn2
 		}
 		if fr, err := decodeFrame(v, data); err == nil {
+			if !json.Valid(data) {
+				t.Fatalf("accepted a frame that is not JSON: %q", data)
+			}
 			// Whatever decodes re-encodes into valid JSON that decodes the same.
 			if !json.Valid(fr.payload) {
 				return // the payload is passed through raw; the frame itself was valid JSON
@@ -143,4 +148,22 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		_, _ = decodeBinary(data)
 	})
+}
+
+func TestHasControl(t *testing.T) {
+	for n := 0; n < 20; n++ {
+		b := bytes.Repeat([]byte{'a'}, n)
+		if hasControl(b) {
+			t.Fatalf("%d plain bytes reported a control character", n)
+		}
+		for i := 0; i < n; i++ {
+			for _, c := range []byte{0x00, 0x09, 0x1f, 0x20, 0x7f, 0x80, 0xff} {
+				b[i] = c
+				if got, want := hasControl(b), c < 0x20; got != want {
+					t.Fatalf("byte %#x at %d of %d: hasControl = %v", c, i, n, got)
+				}
+				b[i] = 'a'
+			}
+		}
+	}
 }

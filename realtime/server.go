@@ -83,6 +83,7 @@ type Server struct {
 	sweeping bool      // the sweeper runs (sweep.go)
 	epoch    time.Time // origin of mono
 	wg       sync.WaitGroup
+	workers  *workers // run handed-off messages (workers.go)
 
 	topicMu sync.Mutex
 	topics  map[string][]*channel
@@ -118,18 +119,19 @@ func New(cfg Config) *Server {
 		cfg.SnapshotTimeout = 10 * time.Second
 	}
 	s := &Server{
-		cfg:    cfg,
-		policy: cfg.Policy,
-		log:    cfg.Logger,
-		m:      newMetrics(cfg.Registerer),
-		tables: make(map[tableKey]*table),
-		idx:    newIndex(),
-		now:    time.Now,
-		epoch:  time.Now(),
-		conns:  make(map[*conn]struct{}),
-		topics: make(map[string][]*channel),
-		seed:   maphash.MakeSeed(),
-		apikey: make(map[string]*Token),
+		cfg:     cfg,
+		policy:  cfg.Policy,
+		log:     cfg.Logger,
+		m:       newMetrics(cfg.Registerer),
+		tables:  make(map[tableKey]*table),
+		idx:     newIndex(),
+		now:     time.Now,
+		epoch:   time.Now(),
+		conns:   make(map[*conn]struct{}),
+		topics:  make(map[string][]*channel),
+		seed:    maphash.MakeSeed(),
+		apikey:  make(map[string]*Token),
+		workers: newWorkers(maxWorkers),
 	}
 	if s.policy == nil {
 		s.policy = allowAll
@@ -247,6 +249,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	defer s.workers.stop()
 	select {
 	case <-done:
 		return nil

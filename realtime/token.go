@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -71,12 +70,12 @@ func VerifyToken(secret []byte, raw string, now time.Time) (*Token, error) {
 	if !ok1 || !ok2 || strings.Contains(s64, ".") {
 		return nil, errTokenMalformed
 	}
-	var header map[string]any
-	if !decodeSegment(h64, &header) || header == nil {
+	header, ok := decodeSegment(h64)
+	if !ok {
 		return nil, errTokenMalformed
 	}
-	var claims map[string]any
-	if !decodeSegment(c64, &claims) || claims == nil {
+	claims, ok := decodeSegment(c64)
+	if !ok {
 		return nil, errTokenMalformed
 	}
 	var newHash func() hash.Hash
@@ -126,15 +125,17 @@ func VerifyToken(secret []byte, raw string, now time.Time) (*Token, error) {
 }
 
 // decodeSegment decodes one base64url JSON object segment, numbers as json.Number.
-func decodeSegment(seg string, v any) bool {
+func decodeSegment(seg string) (map[string]any, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seg, "="))
 	if err != nil {
-		return false
+		return nil, false
 	}
-	if !json.Valid(b) {
-		return false
+	p := parsers.Get()
+	defer parsers.Put(p)
+	v, err := parseJSON(p, b)
+	if err != nil {
+		return nil, false
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	return d.Decode(v) == nil
+	m, ok := toAny(v).(map[string]any)
+	return m, ok
 }

@@ -190,3 +190,20 @@ func BenchmarkFollowPaced(b *testing.B) {
 	b.StopTimer()
 	f.report(b)
 }
+
+// BenchmarkPublicStatus is the realtime join's snapshot read of one payment.
+func BenchmarkPublicStatus(b *testing.B) {
+	db, es := benchSetup(b, 1)
+	ctx := context.Background()
+	stored, _, err := db.CreateExecution(ctx, es[0], nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := db.PublicStatus(ctx, stored.SessionID, stored.ReferenceID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
