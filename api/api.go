@@ -50,11 +50,12 @@ type Config struct {
 
 // Server is the API's http.Handler.
 type Server struct {
-	cfg     Config
-	mux     *http.ServeMux
-	handler http.Handler
-	log     *slog.Logger
-	metrics *httpMetrics
+	cfg      Config
+	mux      *http.ServeMux
+	handler  http.Handler
+	log      *slog.Logger
+	metrics  *httpMetrics
+	sessions *sessionSources // for realtime keys (sessioncache.go)
 }
 
 // New returns the API handler.
@@ -81,7 +82,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, sessions: newSessionSources(sessionSourcesLimit)}
 	if cfg.Metrics != nil {
 		m, err := newHTTPMetrics(cfg.Metrics)
 		if err != nil {

@@ -901,6 +901,9 @@ func testRealtimeKey(t *testing.T, b backends.Backend) {
 			locs: []string{"body.session_id"}, types: []string{"not_found"}},
 		{name: "source type mismatch", method: "POST", path: p, token: tok, body: map[string]any{"session_id": e.a.otherSessionID, "source_type": "INVOICE", "reference_id": ref}, status: 422,
 			locs: []string{"body.source_type"}, types: []string{"source_type_mismatch"}},
+		// The session of the key above is remembered now; the answer must not change.
+		{name: "source type mismatch, remembered session", method: "POST", path: p, token: tok, body: map[string]any{"session_id": e.a.sessionID, "source_type": "ORDER", "reference_id": ref}, status: 422,
+			locs: []string{"body.source_type"}, types: []string{"source_type_mismatch"}},
 	})
 }
 

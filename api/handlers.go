@@ -77,6 +77,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request, mer
 		s.writeError(w, r, err)
 		return
 	}
+	s.sessions.put(merchantID, sess.ID, sess.SourceType)
 	writeJSON(w, http.StatusOK, sessionResponse(sess, now))
 }
 
@@ -146,17 +147,22 @@ func (s *Server) handleRealtimeKey(w http.ResponseWriter, r *http.Request, merch
 		s.writeError(w, r, err)
 		return
 	}
-	sess, err := s.session(r, merchantID, sessionID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	sessType, ok := s.sessions.get(merchantID, sessionID)
+	if !ok {
+		sess, err := s.session(r, merchantID, sessionID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		sessType = sess.SourceType
+		s.sessions.put(merchantID, sess.ID, sessType)
 	}
-	if string(sess.SourceType) != sourceType {
-		s.writeError(w, r, fieldError("source_type_mismatch", "source_type does not match the session's source ("+string(sess.SourceType)+")", "source_type"))
+	if string(sessType) != sourceType {
+		s.writeError(w, r, fieldError("source_type_mismatch", "source_type does not match the session's source ("+string(sessType)+")", "source_type"))
 		return
 	}
 	tok, err := s.tokens().IssueRealtime(token.RealtimeClaims{
-		MerchantID: merchantID, SessionID: sess.ID, ReferenceID: ref, SourceType: sourceType,
+		MerchantID: merchantID, SessionID: sessionID, ReferenceID: ref, SourceType: sourceType,
 	}, s.cfg.RealtimeKeyTTL)
 	if err != nil {
 		s.writeError(w, r, err)
