@@ -117,9 +117,10 @@ func toAny(v *fastjson.Value) any {
 }
 
 // rawJSON returns v as JSON text: strings byte for byte as the client wrote
-// them (fastjson keeps them raw until read), containers without whitespace.
-func rawJSON(v *fastjson.Value) []byte {
-	return v.MarshalTo(nil)
+// them (fastjson keeps them raw until read), containers without whitespace,
+// so never longer than the input it came from (sizeHint).
+func rawJSON(v *fastjson.Value, sizeHint int) []byte {
+	return v.MarshalTo(make([]byte, 0, sizeHint))
 }
 
 // hasControl reports any byte below 0x20 in b, eight bytes at a time.

@@ -75,7 +75,7 @@ func decodeArray(data []byte) (frame, error) {
 	if len(parts) < 5 { // extra elements are ignored, as the real server does
 		return frame{}, errFrameShape
 	}
-	return buildFrame(parts[0], parts[1], parts[2], parts[3], parts[4])
+	return buildFrame(len(data), parts[0], parts[1], parts[2], parts[3], parts[4])
 }
 
 func decodeObject(data []byte) (frame, error) {
@@ -89,11 +89,11 @@ func decodeObject(data []byte) (frame, error) {
 	if err != nil {
 		return frame{}, err
 	}
-	return buildFrame(member(obj, "join_ref"), member(obj, "ref"), member(obj, "topic"), member(obj, "event"), member(obj, "payload"))
+	return buildFrame(len(data), member(obj, "join_ref"), member(obj, "ref"), member(obj, "topic"), member(obj, "event"), member(obj, "payload"))
 }
 
 // buildFrame copies what it keeps out of the parsed values (nil = absent).
-func buildFrame(joinRef, ref, topic, event, payload *fastjson.Value) (frame, error) {
+func buildFrame(size int, joinRef, ref, topic, event, payload *fastjson.Value) (frame, error) {
 	var f frame
 	var err error
 	if f.joinRef, err = refBytes(joinRef); err != nil {
@@ -112,7 +112,7 @@ func buildFrame(joinRef, ref, topic, event, payload *fastjson.Value) (frame, err
 	if payload == nil || payload.Type() == fastjson.TypeNull {
 		f.payload = emptyObject
 	} else {
-		f.payload = rawJSON(payload)
+		f.payload = rawJSON(payload, size)
 	}
 	return f, nil
 }
@@ -124,7 +124,7 @@ func refBytes(v *fastjson.Value) ([]byte, error) {
 		return nil, nil
 	}
 	// Rendered before anything asks its type: asking unescapes a string.
-	raw := rawJSON(v)
+	raw := rawJSON(v, 16)
 	switch c := raw[0]; {
 	case c == 'n':
 		return nil, nil
