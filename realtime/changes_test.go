@@ -165,3 +165,21 @@ func TestSubscriptionErrors(t *testing.T) {
 		})
 	}
 }
+
+// A join whose config has postgres_changes and nothing else (no broadcast or
+// presence object, as a hand-written client may send) subscribes.
+func TestJoinWithOnlyPostgresChanges(t *testing.T) {
+	srv := startServer(t, Config{})
+	c := dial(t, srv, "2.0.0")
+	_, reply := c.joinOK("realtime:room", map[string]any{"config": map[string]any{
+		"postgres_changes": []any{map[string]any{"event": "*", "schema": "public", "table": "items"}},
+	}})
+	id := bindingID(t, reply, 0)
+	srv.Publish([]change{itemInsert(1, 1)})
+	m := c.nextEvent("postgres_changes")
+	var p struct{ IDs []json.Number }
+	json.Unmarshal(m.Payload, &p)
+	if fmt.Sprint(p.IDs) != fmt.Sprint([]string{id}) {
+		t.Fatalf("event ids %v, want [%s] (%s)", p.IDs, id, m.Raw)
+	}
+}

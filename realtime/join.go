@@ -49,8 +49,8 @@ func parseJoinPayload(payload []byte) joinParams {
 	if err != nil {
 		return p
 	}
-	root, err := v.Object()
-	if err != nil {
+	root := objectOf(v)
+	if root == nil {
 		return p
 	}
 	for _, key := range []string{"access_token", "user_token"} {
@@ -59,25 +59,23 @@ func parseJoinPayload(payload []byte) joinParams {
 			break
 		}
 	}
-	cfg, err := member(root, "config").Object()
-	if cfg == nil || err != nil {
+	cfg := objectOf(member(root, "config"))
+	if cfg == nil {
 		return p
 	}
 	// Each part of the config is used if it has the right shape, as the real
 	// server uses a payload as far as it parses.
-	if bc, _ := member(cfg, "broadcast").Object(); bc != nil {
+	if bc := objectOf(member(cfg, "broadcast")); bc != nil {
 		p.bcastAck = flexBool(member(bc, "ack"))
 		p.bcastSelf = flexBool(member(bc, "self"))
 		p.replicationReady = flexBool(member(bc, "replication_ready"))
 	}
-	if pr, _ := member(cfg, "presence").Object(); pr != nil {
+	if pr := objectOf(member(cfg, "presence")); pr != nil {
 		p.presence.enabled = flexBool(member(pr, "enabled"))
 		p.presence.key, _ = stringOf(member(pr, "key"))
 	}
-	if pcs, _ := member(cfg, "postgres_changes").Array(); pcs != nil {
-		for _, e := range pcs {
-			p.bindings = append(p.bindings, parseBinding(e))
-		}
+	for _, e := range arrayOf(member(cfg, "postgres_changes")) {
+		p.bindings = append(p.bindings, parseBinding(e))
 	}
 	return p
 }

@@ -71,6 +71,24 @@ func member(o *fastjson.Object, key string) *fastjson.Value {
 	return found
 }
 
+// objectOf returns v's members, or nil when v is absent or not an object.
+func objectOf(v *fastjson.Value) *fastjson.Object {
+	if v == nil || v.Type() != fastjson.TypeObject {
+		return nil
+	}
+	o, _ := v.Object()
+	return o
+}
+
+// arrayOf returns v's elements, or nil when v is absent or not an array.
+func arrayOf(v *fastjson.Value) []*fastjson.Value {
+	if v == nil || v.Type() != fastjson.TypeArray {
+		return nil
+	}
+	a, _ := v.Array()
+	return a
+}
+
 // stringOf returns a JSON string's text, with invalid UTF-8 replaced as
 // encoding/json does; ok is false for any other type.
 func stringOf(v *fastjson.Value) (s string, ok bool) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"hash/fnv"
 	"testing"
 	"unicode/utf8"
 )
@@ -166,4 +167,56 @@ func TestHasControl(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestParseJoinPayloadShapes pins how a join payload is read (docs/realtime.md):
+// each part of the config is used if it has the right shape, a repeated key
+// counts by its last occurrence, keys match exactly, and a binding's id and
+// echoed entry are json.Marshal's rendering of its non-null members.
+func TestParseJoinPayloadShapes(t *testing.T) {
+	p := parseJoinPayload([]byte(`{"config":{"broadcast":"yes","presence":{"enabled":"TRUE","key":"k"},` +
+		`"postgres_changes":[{"event":"*","schema":"public","table":"t","filter":null,"x":"<&>"}]},` +
+		`"access_token":"first","access_token":"second","Config":{}}`))
+	if p.token != "second" || p.bcastAck || !p.presence.enabled || p.presence.key != "k" || len(p.bindings) != 1 {
+		t.Fatalf("parsed %+v", p)
+	}
+	b := p.bindings[0]
+	want, _ := json.Marshal(map[string]any{"event": "*", "schema": "public", "table": "t", "x": "<&>", "id": b.id})
+	if b.err != "" || b.table != "t" || string(b.entry) != string(want) {
+		t.Fatalf("binding %+v entry %s, want %s", b, b.entry, want)
+	}
+	canon, _ := json.Marshal(map[string]any{"event": "*", "schema": "public", "table": "t", "x": "<&>"})
+	h := fnv.New32a()
+	h.Write(canon)
+	if b.id != int64(h.Sum32()&(1<<27-1)) {
+		t.Fatalf("id %d is not the hash of %s", b.id, canon)
+	}
+	for _, bad := range []string{`[]`, `{"config":[]}`, `{"config":{"postgres_changes":{}}}`, `not json`} {
+		if p := parseJoinPayload([]byte(bad)); len(p.bindings) != 0 || p.token != "" {
+			t.Errorf("%s: parsed %+v", bad, p)
+		}
+	}
+	if p := parseJoinPayload([]byte(`{"config":{"postgres_changes":[null,"x"]}}`)); len(p.bindings) != 2 || p.bindings[0].err == "" || p.bindings[1].err == "" {
+		t.Errorf("bindings that are not objects must carry an error: %+v", p.bindings)
+	}
+}
+
+// FuzzParseJoinPayload: a join's payload comes from the client; reading it
+// never panics, and every binding's echoed entry is JSON.
+func FuzzParseJoinPayload(f *testing.F) {
+	for _, s := range []string{
+		`{"config":{"broadcast":{"ack":false,"self":false},"presence":{"key":"","enabled":false},"postgres_changes":[{"event":"*","schema":"public","table":"t","filter":"reference_id=eq.x"}],"private":false},"access_token":"a.b.c"}`,
+		`{"config":{"postgres_changes":[null,"x",{"select":["a"]},{"event":"INSERT","table":"t","filter":"a=in.(1,2)"}]}}`,
+		`{"config":{"broadcast":"yes","presence":[]}}`, `{"config":null}`, `{}`, `[]`, `null`, `{"user_token":"u"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := parseJoinPayload(data)
+		for _, b := range p.bindings {
+			if b.entry != nil && !json.Valid(b.entry) {
+				t.Fatalf("binding entry %q is not JSON", b.entry)
+			}
+		}
+	})
 }
