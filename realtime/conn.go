@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -249,7 +251,17 @@ func isHex4(b []byte) bool {
 // handleOff handles a message on one of the server's workers and waits for
 // it, so the deep stack a join needs stays off the reader goroutine.
 func (c *conn) handleOff(op ws.OpCode, data []byte) {
-	c.s.workers.do(func() { c.handle(op, data) })
+	c.s.workers.do(func() {
+		// A last resort, as net/http has per request: a message that trips a bug
+		// closes its own socket (1011) instead of the whole server.
+		defer func() {
+			if v := recover(); v != nil {
+				c.s.log.Error("realtime: panic handling a message; closing the socket", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				c.goAway(ws.StatusInternalServerError, "")
+			}
+		}()
+		c.handle(op, data)
+	})
 }
 
 // handle routes one complete client message (realtime-protocol.md §17).

@@ -324,3 +324,19 @@ func TestFragmentedAndOversizedMessages(t *testing.T) {
 	c.writeRaw(ws.OpText, []byte(`[null,"4","phoenix","heartbeat",{"pad":"`+strings.Repeat("x", 300)+`"}]`))
 	c.waitClosed()
 }
+
+// A message that trips a bug (here a policy that panics) closes its own
+// socket; the server goes on serving others.
+func TestPanicInHandlerClosesOnlyItsSocket(t *testing.T) {
+	srv := startServer(t, Config{Policy: PolicyFunc(func(_ map[string]any, topic string) (Grant, error) {
+		if topic == "boom" {
+			panic("policy bug")
+		}
+		return Grant{Allow: true}, nil
+	})})
+	bad := dial(t, srv, "2.0.0")
+	bad.push("1", "1", "realtime:boom", "phx_join", joinPayload(""))
+	bad.waitClosed()
+	good := dial(t, srv, "2.0.0")
+	good.joinOK("realtime:room", joinPayload(""))
+}
