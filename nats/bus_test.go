@@ -77,6 +77,15 @@ func connect(t *testing.T, url, id string, reconnectWait time.Duration) *testBus
 	return tb
 }
 
+// pubSub starts a NATS server and connects a publisher and a follower of one
+// installation (store id).
+func pubSub(t *testing.T) (ns *natstest.Server, id string, pub, sub *testBus) {
+	t.Helper()
+	ns = natstest.Start(t)
+	id = uuid.NewString()
+	return ns, id, connect(t, ns.URL, id, 0), connect(t, ns.URL, id, 0)
+}
+
 // changeBatch is a transaction at seq of n UPDATEs to the public status table.
 func changeBatch(seq uint64, n int) []dollr.Change {
 	out := make([]dollr.Change, n)
@@ -129,30 +138,8 @@ func waitSeqs(t *testing.T, f *storetest.Follower, want []uint64) {
 	}
 }
 
-// equalChanges compares changes as the realtime server sees them: commit
-// times by instant, everything else by value and Go type.
-func equalChanges(a, b []dollr.Change) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if !x.CommitTime.Equal(y.CommitTime) {
-			return false
-		}
-		x.CommitTime, y.CommitTime = time.Time{}, time.Time{}
-		if !reflect.DeepEqual(x, y) {
-			return false
-		}
-	}
-	return true
-}
-
 func TestOrderKept(t *testing.T) {
-	ns := natstest.Start(t)
-	id := uuid.NewString()
-	pub := connect(t, ns.URL, id, 0)
-	sub := connect(t, ns.URL, id, 0)
+	ns, _, pub, sub := pubSub(t)
 	other := connect(t, ns.URL, uuid.NewString(), 0) // another installation on the same stream
 	f := storetest.Follow(t, sub, 0, nil)
 	var want []dollr.Change
@@ -165,7 +152,7 @@ func TestOrderKept(t *testing.T) {
 		wantSeqs = append(wantSeqs, seq*7)
 	}
 	waitSeqs(t, f, wantSeqs)
-	if got := f.Snapshot(); !equalChanges(got, want) {
+	if got := f.Snapshot(); !storetest.EqualChanges(got, want) {
 		t.Fatalf("received changes differ from those published:\n got %+v\nwant %+v", got[0], want[0])
 	}
 	if n := testutil.ToFloat64(sub.m.received); n != 60 {
@@ -180,10 +167,7 @@ func TestOrderKept(t *testing.T) {
 }
 
 func TestDuplicatesDropped(t *testing.T) {
-	ns := natstest.Start(t)
-	id := uuid.NewString()
-	pub := connect(t, ns.URL, id, 0)
-	sub := connect(t, ns.URL, id, 0)
+	ns, id, pub, sub := pubSub(t)
 	f := storetest.Follow(t, sub, 0, nil)
 	publish(t, pub, changeBatch(10, 2))
 	publish(t, pub, changeBatch(20, 1))
@@ -269,10 +253,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 }
 
 func TestCorruptMessagesSkipped(t *testing.T) {
-	ns := natstest.Start(t)
-	id := uuid.NewString()
-	pub := connect(t, ns.URL, id, 0)
-	sub := connect(t, ns.URL, id, 0)
+	_, _, pub, sub := pubSub(t)
 	f := storetest.Follow(t, sub, 0, nil)
 	bad := []string{
 		``,
@@ -311,10 +292,7 @@ func TestCorruptMessagesSkipped(t *testing.T) {
 }
 
 func TestHandlerErrorResumes(t *testing.T) {
-	ns := natstest.Start(t)
-	id := uuid.NewString()
-	pub := connect(t, ns.URL, id, 0)
-	sub := connect(t, ns.URL, id, 0)
+	_, _, pub, sub := pubSub(t)
 	publish(t, pub, changeBatch(1, 1))
 	publish(t, pub, changeBatch(2, 1))
 	ctx := testContext(t)

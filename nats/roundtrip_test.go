@@ -69,7 +69,7 @@ func TestStoreChangesRoundTrip(t *testing.T) {
 			}
 		}
 		for _, c := range mine {
-			if back := roundTrip(t, []dollr.Change{c}); !equalChanges(back, []dollr.Change{c}) {
+			if back := roundTrip(t, []dollr.Change{c}); !storetest.EqualChanges(back, []dollr.Change{c}) {
 				t.Errorf("%s change changed on the wire:\n sent %#v\n  got %#v", c.Type, c, back[0])
 			}
 		}

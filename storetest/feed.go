@@ -575,3 +575,22 @@ func testPublicStatusSnapshotSeq(t *testing.T, s dollr.Store) {
 		}
 	}
 }
+
+// EqualChanges compares changes as the realtime server sees them: commit
+// times by instant, everything else by value and Go type.
+func EqualChanges(a, b []dollr.Change) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if !x.CommitTime.Equal(y.CommitTime) {
+			return false
+		}
+		x.CommitTime, y.CommitTime = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}

@@ -2,11 +2,11 @@ package wire
 
 import (
 	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/storetest"
 )
 
 func roundTrip(t *testing.T, batch []dollr.Change) []dollr.Change {
@@ -20,25 +20,6 @@ func roundTrip(t *testing.T, batch []dollr.Change) []dollr.Change {
 		t.Fatalf("decode %s: %v", data, err)
 	}
 	return got
-}
-
-// equalChanges compares commit times by instant, everything else by value
-// and Go type.
-func equalChanges(a, b []dollr.Change) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if !x.CommitTime.Equal(y.CommitTime) {
-			return false
-		}
-		x.CommitTime, y.CommitTime = time.Time{}, time.Time{}
-		if !reflect.DeepEqual(x, y) {
-			return false
-		}
-	}
-	return true
 }
 
 // publicStatusChange is an UPDATE of the public status table as the stores
@@ -73,7 +54,7 @@ func TestValueTypesRoundTrip(t *testing.T) {
 	del := dollr.Change{Seq: 1<<40 + 5, Schema: "public", Table: "t", Type: dollr.ChangeDelete, CommitTime: c.CommitTime,
 		Columns: c.Columns, OldRecord: map[string]any{"i8": int64(1)}}
 	batch := []dollr.Change{c, del}
-	if got := roundTrip(t, batch); !equalChanges(got, batch) {
+	if got := roundTrip(t, batch); !storetest.EqualChanges(got, batch) {
 		t.Fatalf("changed on the wire:\n sent %#v\n  got %#v", batch, got)
 	}
 }
@@ -103,7 +84,7 @@ func FuzzDecodeBatch(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded batch does not decode: %v\n%s", err, again)
 		}
-		if !equalChanges(back, batch) {
+		if !storetest.EqualChanges(back, batch) {
 			t.Fatalf("second trip changed the batch:\n%#v\n%#v", batch, back)
 		}
 	})
