@@ -53,41 +53,26 @@ var (
 	emptyObject   = []byte("{}")
 )
 
-// decodeFrame decodes a text frame in the socket's serializer. It never panics.
+// decodeFrame decodes a text frame in the socket's serializer: vsn 2.0.0 a
+// 5-element array (extra elements are ignored, as the real server does), vsn
+// 1.0.0 an object. It never panics.
 func decodeFrame(v version, data []byte) (frame, error) {
+	p := parsers.Get()
+	defer parsers.Put(p)
+	root, err := parseJSON(p, data)
+	if err != nil {
+		return frame{}, err
+	}
 	if v == vsn2 {
-		return decodeArray(data)
+		parts := arrayOf(root)
+		if len(parts) < 5 {
+			return frame{}, errFrameShape
+		}
+		return buildFrame(len(data), parts[0], parts[1], parts[2], parts[3], parts[4])
 	}
-	return decodeObject(data)
-}
-
-func decodeArray(data []byte) (frame, error) {
-	p := parsers.Get()
-	defer parsers.Put(p)
-	v, err := parseJSON(p, data)
-	if err != nil {
-		return frame{}, err
-	}
-	parts, err := v.Array()
-	if err != nil {
-		return frame{}, err
-	}
-	if len(parts) < 5 { // extra elements are ignored, as the real server does
+	obj := objectOf(root)
+	if obj == nil {
 		return frame{}, errFrameShape
-	}
-	return buildFrame(len(data), parts[0], parts[1], parts[2], parts[3], parts[4])
-}
-
-func decodeObject(data []byte) (frame, error) {
-	p := parsers.Get()
-	defer parsers.Put(p)
-	v, err := parseJSON(p, data)
-	if err != nil {
-		return frame{}, err
-	}
-	obj, err := v.Object()
-	if err != nil {
-		return frame{}, err
 	}
 	return buildFrame(len(data), member(obj, "join_ref"), member(obj, "ref"), member(obj, "topic"), member(obj, "event"), member(obj, "payload"))
 }
