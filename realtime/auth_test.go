@@ -135,6 +135,33 @@ func TestTokenExpiryClosesChannel(t *testing.T) {
 	c.quiet(30 * time.Millisecond)
 }
 
+// The sweeper looks at a socket's channels only once its earliest known
+// expiry has passed: a refresh to a token that expires sooner must still end
+// the channel on time, while the socket's other channel goes on.
+func TestSoonerRefreshedTokenStillExpires(t *testing.T) {
+	srv := startServer(t, Config{Policy: paymentPolicy})
+	c := dial(t, srv, "2.0.0")
+	topicA, topicB := "realtime:payment-intent:7:"+refA, "realtime:payment-intent:7:"+refB
+	jrA, _ := c.joinOK(topicA, productJoin(realtimeKey(7, refA, time.Hour), refA))
+	c.joinOK(topicB, productJoin(realtimeKey(7, refB, 5*time.Second), refB))
+	c.push(jrA, c.nextRef(), topicA, "access_token", map[string]any{"access_token": realtimeKey(7, refA, 1500*time.Millisecond)})
+	if m := c.nextEvent("system"); m.payload()["message"] != "Subscribed to PostgreSQL" { // the same rows
+		t.Fatalf("after refresh: %s", m.Raw)
+	}
+	sys := c.nextEvent("system")
+	if msg, _ := sys.payload()["message"].(string); !strings.HasPrefix(msg, "Token has expired ") || *sys.JoinRef != jrA {
+		t.Fatalf("want %s to expire, got %s", topicA, sys.Raw)
+	}
+	if m := c.nextEvent("phx_close"); *m.JoinRef != jrA {
+		t.Fatalf("phx_close: %s", m.Raw)
+	}
+	// Seconds before its own token expires, the other channel still delivers.
+	srv.Publish([]change{statusChange(1, refB, 1, dollr.StatusPending)})
+	if m := c.nextEvent("postgres_changes"); m.Topic != topicB {
+		t.Fatalf("got %s", m.Raw)
+	}
+}
+
 func TestAccessTokenRefresh(t *testing.T) {
 	srv := startServer(t, Config{Policy: paymentPolicy})
 	c := dial(t, srv, "2.0.0")

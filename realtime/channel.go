@@ -152,6 +152,10 @@ func (ch *channel) refresh(raw string) {
 	sameRows := key == ch.grantKey
 	ch.grantKey = key
 	ch.mu.Unlock()
+	// A new token may expire sooner than the one it replaces.
+	ch.c.chanMu.Lock()
+	ch.c.noteExpiry(tok.Exp)
+	ch.c.chanMu.Unlock()
 	if len(ch.bindings) == 0 {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"runtime/debug"
 	"slices"
@@ -52,6 +53,10 @@ type conn struct {
 	// The sweeper's clocks (sweep.go), in Server.mono time.
 	lastRead   atomic.Int64 // when the client's last message arrived
 	writeStart atomic.Int64 // when the write in progress began; 0: none
+	// No channel's token expires before this (unix ns): a lower bound, so the
+	// sweeper looks at a socket's channels only when one may have expired.
+	// Lowered under chanMu; raised only by the sweeper, also under chanMu.
+	expiresAfter atomic.Int64
 
 	hdr [ws.MaxHeaderSize - 2]byte // reader-owned
 }
@@ -63,6 +68,7 @@ const maxPendingRefusals = 100
 func newConn(s *Server, nc net.Conn, v version, apikey *Token) *conn {
 	c := &conn{s: s, nc: nc, vsn: v, apikey: apikey}
 	c.lastRead.Store(s.mono())
+	c.expiresAfter.Store(math.MaxInt64)
 	return c
 }
 
@@ -343,6 +349,13 @@ func (c *conn) channel(topic string) *channel {
 		}
 	}
 	return nil
+}
+
+// noteExpiry lowers the socket's expiry bound to exp (c.chanMu held).
+func (c *conn) noteExpiry(exp time.Time) {
+	if ns := exp.UnixNano(); ns < c.expiresAfter.Load() {
+		c.expiresAfter.Store(ns)
+	}
 }
 
 // removeChannel unlinks ch if it is still the topic's channel; only the caller

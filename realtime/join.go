@@ -301,6 +301,7 @@ func (c *conn) join(f frame) {
 		return
 	}
 	c.channels = append(c.channels, ch)
+	c.noteExpiry(ch.exp)
 	c.chanMu.Unlock()
 	s.m.channels.Inc()
 	s.joinTopic(ch)

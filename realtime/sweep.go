@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"math"
 	"time"
 )
 
@@ -54,9 +55,12 @@ func (s *Server) sweepLoop() {
 }
 
 // sweep closes idle sockets and stuck writers and expires channels whose
-// token has expired.
+// token has expired. A socket costs three atomic loads unless one of its
+// clocks has run out: 5,000 sockets took ~2 ms a second with a lock per
+// socket and channel (a tenth of a watched payment's server CPU).
 func (s *Server) sweep(conns []*conn) {
 	now, wall := s.mono(), s.now()
+	wallNs := wall.UnixNano()
 	idle, stuck := int64(s.cfg.IdleTimeout), int64(s.cfg.WriteTimeout)
 	var expired []*channel
 	for _, c := range conns {
@@ -70,14 +74,23 @@ func (s *Server) sweep(conns []*conn) {
 			c.kill()
 			continue
 		}
+		if wallNs < c.expiresAfter.Load() {
+			continue
+		}
 		c.chanMu.Lock()
+		next := int64(math.MaxInt64)
 		for _, ch := range c.channels {
 			ch.mu.Lock()
-			if !ch.closed && !wall.Before(ch.exp) {
+			switch {
+			case ch.closed:
+			case !wall.Before(ch.exp):
 				expired = append(expired, ch)
+			default:
+				next = min(next, ch.exp.UnixNano())
 			}
 			ch.mu.Unlock()
 		}
+		c.expiresAfter.Store(next)
 		c.chanMu.Unlock()
 	}
 	for _, ch := range expired {
