@@ -74,35 +74,26 @@ func newConn(s *Server, nc net.Conn, v version, apikey *Token) *conn {
 
 var errMessageTooBig = errors.New("message too big")
 
-func (c *conn) readLoop(pre []byte) {
+// readLoop reads a socket on its own goroutine: the transport where the
+// server's poller is not used (see poller_linux.go).
+func (c *conn) readLoop(nc io.Reader, pre []byte) {
 	defer c.teardown()
-	var src io.Reader = c.nc
+	var src = nc
 	if len(pre) > 0 {
-		src = io.MultiReader(bytes.NewReader(pre), c.nc)
+		src = io.MultiReader(bytes.NewReader(pre), nc)
 	}
 	// A small buffer lets one read syscall carry a frame's header with its
 	// payload (a heartbeat fits whole); a join's larger payload is read
 	// straight into its own slice. Unbuffered, each frame took three or four
 	// reads. 128 bytes keep an idle connection's memory low.
 	r := bufio.NewReaderSize(src, 128)
-	var (
-		msg   []byte // a fragmented message being assembled
-		msgOp ws.OpCode
-		inMsg bool
-	)
+	var asm assembler
 	for {
 		h, err := ws.ReadHeaderBuffer(r, c.hdr[:])
 		if err != nil {
 			return
 		}
-		if h.Rsv != 0 || !h.Masked || h.OpCode.IsReserved() ||
-			(h.OpCode.IsControl() && (h.Length > 125 || !h.Fin)) {
-			c.goAway(ws.StatusProtocolError, "")
-			return
-		}
-		limit := int64(c.s.cfg.MaxMessageSize)
-		if h.Length > limit || int64(len(msg))+h.Length > limit {
-			c.goAway(ws.StatusMessageTooBig, "")
+		if !c.checkHeader(h, &asm) {
 			return
 		}
 		payload, err := readPayload(r, h.Length)
@@ -111,35 +102,79 @@ func (c *conn) readLoop(pre []byte) {
 		}
 		c.lastRead.Store(c.s.mono())
 		ws.Cipher(payload, h.Mask, 0)
-		switch h.OpCode {
-		case ws.OpPing:
-			c.send(outMsg{op: ws.OpPong, data: payload})
-		case ws.OpPong:
-		case ws.OpClose:
-			c.goAway(ws.StatusNormalClosure, "")
+		op, msg, complete, stop := c.takeFrame(&asm, h, payload, true)
+		if stop {
 			return
-		case ws.OpText, ws.OpBinary:
-			if inMsg {
-				c.goAway(ws.StatusProtocolError, "")
-				return
-			}
-			if h.Fin {
-				c.handleOnReader(h.OpCode, payload)
-			} else {
-				msg, msgOp, inMsg = payload, h.OpCode, true
-			}
-		case ws.OpContinuation:
-			if !inMsg {
-				c.goAway(ws.StatusProtocolError, "")
-				return
-			}
-			msg = append(msg, payload...)
-			if h.Fin {
-				c.handleOnReader(msgOp, msg)
-				msg, inMsg = nil, false
-			}
+		}
+		if complete {
+			c.handleOnReader(op, msg)
 		}
 	}
+}
+
+// assembler joins a message's fragments (RFC 6455 section 5.4).
+type assembler struct {
+	msg   []byte
+	op    ws.OpCode
+	inMsg bool
+}
+
+// checkHeader refuses a frame the protocol forbids, or one that would make
+// the message too big, queueing the close frame; false means stop reading.
+func (c *conn) checkHeader(h ws.Header, asm *assembler) bool {
+	if h.Rsv != 0 || !h.Masked || h.OpCode.IsReserved() ||
+		(h.OpCode.IsControl() && (h.Length > 125 || !h.Fin)) {
+		c.goAway(ws.StatusProtocolError, "")
+		return false
+	}
+	limit := int64(c.s.cfg.MaxMessageSize)
+	if h.Length > limit || int64(len(asm.msg))+h.Length > limit {
+		c.goAway(ws.StatusMessageTooBig, "")
+		return false
+	}
+	return true
+}
+
+// takeFrame applies one checked, unmasked frame: control frames are answered
+// here, and a frame that completes a text or binary message returns it.
+// owned says payload may be kept; otherwise what is kept is copied. stop
+// means the socket is done (its close frame is queued).
+func (c *conn) takeFrame(asm *assembler, h ws.Header, payload []byte, owned bool) (op ws.OpCode, msg []byte, complete, stop bool) {
+	keep := func(b []byte) []byte {
+		if owned {
+			return b
+		}
+		return append([]byte(nil), b...)
+	}
+	switch h.OpCode {
+	case ws.OpPing:
+		c.send(outMsg{op: ws.OpPong, data: keep(payload)})
+	case ws.OpPong:
+	case ws.OpClose:
+		c.goAway(ws.StatusNormalClosure, "")
+		return 0, nil, false, true
+	case ws.OpText, ws.OpBinary:
+		if asm.inMsg {
+			c.goAway(ws.StatusProtocolError, "")
+			return 0, nil, false, true
+		}
+		if h.Fin {
+			return h.OpCode, payload, true, false
+		}
+		asm.msg, asm.op, asm.inMsg = keep(payload), h.OpCode, true
+	case ws.OpContinuation:
+		if !asm.inMsg {
+			c.goAway(ws.StatusProtocolError, "")
+			return 0, nil, false, true
+		}
+		asm.msg = append(asm.msg, payload...)
+		if h.Fin {
+			op, msg = asm.op, asm.msg
+			*asm = assembler{}
+			return op, msg, true, false
+		}
+	}
+	return 0, nil, false, false
 }
 
 // readPayload reads n bytes, growing the buffer as bytes arrive rather than
@@ -257,17 +292,19 @@ func isHex4(b []byte) bool {
 // handleOff handles a message on one of the server's workers and waits for
 // it, so the deep stack a join needs stays off the reader goroutine.
 func (c *conn) handleOff(op ws.OpCode, data []byte) {
-	c.s.workers.do(func() {
-		// A last resort, as net/http has per request: a message that trips a bug
-		// closes its own socket (1011) instead of the whole server.
-		defer func() {
-			if v := recover(); v != nil {
-				c.s.log.Error("realtime: panic handling a message; closing the socket", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				c.goAway(ws.StatusInternalServerError, "")
-			}
-		}()
-		c.handle(op, data)
-	})
+	c.s.workers.do(func() { c.handleSafely(op, data) })
+}
+
+// handleSafely handles a message; as net/http does per request, a message
+// that trips a bug closes its own socket (1011) instead of the whole server.
+func (c *conn) handleSafely(op ws.OpCode, data []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.log.Error("realtime: panic handling a message; closing the socket", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			c.goAway(ws.StatusInternalServerError, "")
+		}
+	}()
+	c.handle(op, data)
 }
 
 // handle routes one complete client message (realtime-protocol.md §17).

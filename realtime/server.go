@@ -200,7 +200,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.m.connections.Inc()
 	// A fresh goroutine reads the socket, so the HTTP server's goroutine, its
 	// buffers and the request can be freed.
-	go c.readLoop(pre)
+	go c.readLoop(nc, pre)
 }
 
 // verifyAPIKey verifies an apikey, sharing one *Token among the connections
