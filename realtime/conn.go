@@ -26,14 +26,28 @@ type outMsg struct {
 	event  bool      // a postgres_changes event, counted as delivered
 	commit time.Time // for change events: the commit, to measure delivery lag
 	last   bool      // close the socket once this is written
+	raw    bool      // data is the unwritten rest of a frame, header included
 }
+
+// transport is what a conn writes to and closes: a net.Conn read by the
+// conn's own goroutine, or a socket the server's poller reads (Linux).
+type transport interface {
+	Write(b []byte) (int, error)
+	// Close ends the socket; the reader then tears the connection down.
+	Close() error
+	RemoteAddr() net.Addr
+}
+
+// releaser is a transport that holds a descriptor until the connection is
+// torn down and its writer is done.
+type releaser interface{ release() }
 
 // conn is one client socket. One goroutine reads it; a writer goroutine runs
 // only while the queue holds something, so an idle connection costs one
 // goroutine and no buffers.
 type conn struct {
 	s      *Server
-	nc     net.Conn
+	nc     transport
 	vsn    version
 	apikey *Token
 
@@ -47,6 +61,7 @@ type conn struct {
 	closed   bool
 	draining bool // a closing frame is queued; the writer closes the socket after it
 	corked   bool // messages queue without starting the writer (see cork)
+	readDone bool // torn down: the transport may be released once shut
 
 	refusing atomic.Int32 // refused joins whose delayed error reply is pending
 
@@ -65,7 +80,7 @@ type conn struct {
 // have waiting (each holds a timer and a frame).
 const maxPendingRefusals = 100
 
-func newConn(s *Server, nc net.Conn, v version, apikey *Token) *conn {
+func newConn(s *Server, nc transport, v version, apikey *Token) *conn {
 	c := &conn{s: s, nc: nc, vsn: v, apikey: apikey}
 	c.lastRead.Store(s.mono())
 	c.expiresAfter.Store(math.MaxInt64)
@@ -461,6 +476,39 @@ func (c *conn) uncork() {
 	}
 }
 
+// sendNow writes m from the calling goroutine with one non-blocking write
+// when nothing is queued or being written, sparing a writer goroutine (the
+// poller answers heartbeats so); what the socket buffer does not take, and m
+// itself when the socket is busy, is queued as send does.
+func (c *conn) sendNow(m outMsg, tryWrite func([]byte) (int, error)) {
+	c.mu.Lock()
+	if c.closed || c.draining || c.writing || c.corked || len(c.queue) > 0 {
+		c.mu.Unlock()
+		c.send(m)
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	buf := appendHeader(make([]byte, 0, 10+len(m.data)), m.op, len(m.data))
+	buf = append(buf, m.data...)
+	n, err := tryWrite(buf)
+	if err != nil {
+		c.s.log.Debug("realtime: write failed", "err", err)
+		c.kill()
+		return
+	}
+	c.mu.Lock()
+	if n < len(buf) && !c.closed {
+		c.queue = slices.Insert(c.queue, 0, outMsg{data: buf[n:], raw: true})
+	}
+	start := len(c.queue) > 0 && !c.closed && !c.corked
+	c.writing = start
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
 var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // writeLoop drains the queue, batching messages into few writes, and exits
@@ -491,7 +539,9 @@ func (c *conn) writeLoop() {
 		last := false
 		for i := range q {
 			m := &q[i]
-			buf = appendHeader(buf, m.op, len(m.data))
+			if !m.raw {
+				buf = appendHeader(buf, m.op, len(m.data))
+			}
 			buf = append(buf, m.data...)
 			last = last || m.last
 			if len(buf) < 32<<10 && i < len(q)-1 && !last {
@@ -564,12 +614,24 @@ func (c *conn) kill() {
 	c.closed = true
 	c.queue = nil
 	c.mu.Unlock()
+	c.shut()
+}
+
+// shut closes the transport, and releases it once the reader is done too.
+func (c *conn) shut() {
 	c.nc.Close()
+	c.mu.Lock()
+	done := c.readDone
+	c.mu.Unlock()
+	if r, ok := c.nc.(releaser); ok && done {
+		r.release()
+	}
 }
 
 // teardown runs when the reader ends: it closes every channel and the socket.
 func (c *conn) teardown() {
 	c.mu.Lock()
+	c.readDone = true
 	draining := c.draining && !c.closed
 	c.mu.Unlock()
 	if !draining { // otherwise the writer closes the socket after the close frame
@@ -597,5 +659,5 @@ func (c *conn) overflow() {
 	}
 	c.s.m.slow.Inc()
 	c.s.log.Warn("realtime: slow client disconnected", "remote", c.nc.RemoteAddr().String())
-	c.nc.Close()
+	c.shut()
 }

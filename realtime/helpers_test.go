@@ -86,6 +86,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	if cfg.JoinErrorDelay == 0 {
 		cfg.JoinErrorDelay = -1
 	}
+	if strings.HasPrefix(t.Name(), "TestWithoutPoller/") {
+		cfg.NoPoller = true
+	}
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
 	s := New(cfg)
@@ -237,6 +240,12 @@ func (c *client) nextRef() string {
 // push sends one message; joinRef "" means null.
 func (c *client) push(joinRef, ref, topic, event string, payload any) {
 	c.t.Helper()
+	c.writeRaw(ws.OpText, c.frameBytes(joinRef, ref, topic, event, payload))
+}
+
+// frameBytes is the message push sends, in the client's serializer.
+func (c *client) frameBytes(joinRef, ref, topic, event string, payload any) []byte {
+	c.t.Helper()
 	p, err := json.Marshal(payload)
 	if err != nil {
 		c.t.Fatal(err)
@@ -254,7 +263,7 @@ func (c *client) push(joinRef, ref, topic, event string, payload any) {
 	} else {
 		data, _ = json.Marshal(map[string]any{"topic": topic, "event": event, "payload": json.RawMessage(p), "ref": r, "join_ref": jr})
 	}
-	c.writeRaw(ws.OpText, data)
+	return data
 }
 
 func (c *client) writeRaw(op ws.OpCode, data []byte) {

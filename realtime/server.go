@@ -56,6 +56,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// NoPoller reads each socket on its own goroutine even where the epoll
+	// poller is available (Linux); elsewhere that is the only way.
+	NoPoller bool
 }
 
 type tableKey struct{ schema, name string }
@@ -81,6 +84,8 @@ type Server struct {
 	conns    map[*conn]struct{}
 	closing  bool
 	sweeping bool      // the sweeper runs (sweep.go)
+	poller       *poller // reads the sockets (poller_linux.go); started with the first
+	pollerFailed bool
 	epoch    time.Time // origin of mono
 	wg       sync.WaitGroup
 	workers  *workers // run handed-off messages (workers.go)
@@ -186,11 +191,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pre, _ = rw.Reader.Peek(n)
 		pre = append([]byte(nil), pre...)
 	}
-	c := newConn(s, nc, parseVersion(q.Get("vsn")), tok)
+	var tr transport = nc
+	ps := s.pollSocket(nc)
+	if ps != nil {
+		tr = ps
+	}
+	c := newConn(s, tr, parseVersion(q.Get("vsn")), tok)
 	s.connMu.Lock()
 	if s.closing {
 		s.connMu.Unlock()
-		nc.Close()
+		c.kill()
+		if ps != nil {
+			ps.release()
+		}
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -198,6 +211,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.connMu.Unlock()
 	s.m.connections.Inc()
+	if ps != nil {
+		ps.start(c, pre)
+		return
+	}
 	// A fresh goroutine reads the socket, so the HTTP server's goroutine, its
 	// buffers and the request can be freed.
 	go c.readLoop(nc, pre)
@@ -250,6 +267,7 @@ func (s *Server) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	defer s.workers.stop()
+	defer s.stopPoller(done)
 	select {
 	case <-done:
 		return nil
@@ -259,6 +277,18 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 		<-done
 		return ctx.Err()
+	}
+}
+
+// stopPoller ends the poller once the sockets it reads are gone.
+func (s *Server) stopPoller(gone <-chan struct{}) {
+	<-gone
+	s.connMu.Lock()
+	p := s.poller
+	s.poller, s.pollerFailed = nil, true // no sockets come after Close
+	s.connMu.Unlock()
+	if p != nil {
+		p.stop()
 	}
 }
 

@@ -44,6 +44,16 @@ func (w *workers) do(f func()) {
 	<-done
 }
 
+// submit runs f on a worker without waiting for it to finish; when every
+// worker is busy it waits for one to take f.
+func (w *workers) submit(f func()) {
+	select {
+	case w.tasks <- f:
+	default:
+		w.hand(f)
+	}
+}
+
 // hand starts a worker for task, or when all are busy waits for one to take
 // it; after stop it runs task itself.
 //
