@@ -80,15 +80,15 @@ type Server struct {
 	gen     uint64
 	touched []*channel
 
-	connMu   sync.Mutex
-	conns    map[*conn]struct{}
-	closing  bool
-	sweeping bool      // the sweeper runs (sweep.go)
+	connMu       sync.Mutex
+	conns        map[*conn]struct{}
+	closing      bool
+	sweeping     bool    // the sweeper runs (sweep.go)
 	poller       *poller // reads the sockets (poller_linux.go); started with the first
 	pollerFailed bool
-	epoch    time.Time // origin of mono
-	wg       sync.WaitGroup
-	workers  *workers // run handed-off messages (workers.go)
+	epoch        time.Time // origin of mono
+	wg           sync.WaitGroup
+	workers      *workers // run handed-off messages (workers.go)
 
 	topicMu sync.Mutex
 	topics  map[string][]*channel
