@@ -4,6 +4,7 @@ package realtime
 
 import (
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,13 +32,17 @@ const (
 	readEvents  = syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR
 	writeEvents = syscall.EPOLLOUT | syscall.EPOLLHUP | syscall.EPOLLERR
 	oneShot     = syscall.EPOLLONESHOT
-	wakeSlot    = -1
 	pollReadBuf = 64 << 10
 )
 
 type poller struct {
 	epfd int
-	wake [2]int // a pipe: a byte on it ends the loop
+	// The epoll set itself sits in Go's netpoller, so the loop parks like any
+	// goroutine waiting to read, instead of blocking an OS thread in
+	// epoll_wait: a goroutine in a long system call keeps the runtime's sysmon
+	// thread waking every 20 µs to take its processor back, which cost an
+	// idle server more than its heartbeats.
+	file *os.File
 	done chan struct{}
 	buf  []byte // the loop's read buffer
 
@@ -51,48 +56,40 @@ func newPoller() (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &poller{epfd: epfd, done: make(chan struct{}), buf: make([]byte, pollReadBuf)}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
 		return nil, err
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeSlot}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
-		p.closeFDs()
+	p := &poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "realtime-epoll"), done: make(chan struct{}), buf: make([]byte, pollReadBuf)}
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		p.file.Close()
 		return nil, err
 	}
-	go p.loop()
+	go p.loop(rc)
 	return p, nil
-}
-
-func (p *poller) closeFDs() {
-	syscall.Close(p.wake[0])
-	syscall.Close(p.wake[1])
-	syscall.Close(p.epfd)
 }
 
 // stop ends the loop and waits for it; the server's sockets must be gone.
 func (p *poller) stop() {
-	syscall.Write(p.wake[1], []byte{0})
+	p.file.Close()
 	<-p.done
-	p.closeFDs()
 }
 
-func (p *poller) loop() {
+func (p *poller) loop(rc syscall.RawConn) {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, 128)
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
-			return
+		var n int
+		var werr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, werr = syscall.EpollWait(int(fd), events, 0)
+			return n > 0 || (werr != nil && werr != syscall.EINTR) // else park until the set is readable
+		})
+		if err != nil || werr != nil {
+			return // closed
 		}
 		for _, ev := range events[:n] {
-			if ev.Fd == wakeSlot {
-				return
-			}
 			if ps := p.lookup(ev.Fd, ev.Pad); ps != nil {
 				ps.event(ev.Events)
 			}
