@@ -13,7 +13,8 @@ import (
 // parks must not keep such a stack either. At most maxWorkers run at once;
 // further messages wait for one, which also bounds concurrent snapshot reads.
 type workers struct {
-	tasks    chan func()
+	tasks    chan func() // unbuffered: taken only by an idle worker
+	backlog  chan func() // waits while every worker is busy
 	quit     chan struct{}
 	stopOnce sync.Once
 	running  atomic.Int32
@@ -22,8 +23,12 @@ type workers struct {
 
 const maxWorkers = 64
 
+// maxBacklog bounds the messages waiting for a busy worker; past it the
+// poller itself waits, which stops reading until the workers catch up.
+const maxBacklog = 4096
+
 func newWorkers(max int32) *workers {
-	return &workers{tasks: make(chan func()), quit: make(chan struct{}), max: max}
+	return &workers{tasks: make(chan func()), backlog: make(chan func(), maxBacklog), quit: make(chan struct{}), max: max}
 }
 
 // do runs f on a worker and returns when f has returned. It runs on the
@@ -45,7 +50,8 @@ func (w *workers) do(f func()) {
 }
 
 // submit runs f on a worker without waiting for it to finish; when every
-// worker is busy it waits for one to take f.
+// worker is busy f waits in the backlog, so the poller goes on reading other
+// sockets (a slow database holding every worker must not stop heartbeats).
 func (w *workers) submit(f func()) {
 	select {
 	case w.tasks <- f:
@@ -54,8 +60,8 @@ func (w *workers) submit(f func()) {
 	}
 }
 
-// hand starts a worker for task, or when all are busy waits for one to take
-// it; after stop it runs task itself.
+// hand starts a worker for task, or when all are busy puts it in the
+// backlog; after stop it runs task itself.
 //
 //go:noinline
 func (w *workers) hand(task func()) {
@@ -65,7 +71,7 @@ func (w *workers) hand(task func()) {
 	}
 	w.running.Add(-1)
 	select {
-	case w.tasks <- task:
+	case w.backlog <- task:
 	case <-w.quit:
 		task() // the server has closed: nothing is left to share workers with
 	}
@@ -79,6 +85,7 @@ func (w *workers) loop(task func()) {
 		task()
 		select {
 		case task = <-w.tasks:
+		case task = <-w.backlog:
 		case <-w.quit:
 			return
 		}

@@ -65,3 +65,43 @@ func TestWorkersAfterStop(t *testing.T) {
 		t.Fatal("a task after stop did not run")
 	}
 }
+
+// The poller hands messages off with submit: with every worker busy it must
+// not wait (it reads every other socket), and what waits runs later.
+func TestSubmitDoesNotWaitForBusyWorkers(t *testing.T) {
+	w := newWorkers(2)
+	defer w.stop()
+	release := make(chan struct{})
+	var inside, peak, ran atomic.Int32
+	task := func() {
+		n := inside.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		<-release
+		inside.Add(-1)
+		ran.Add(1)
+	}
+	submitted := make(chan struct{})
+	go func() {
+		for range 7 {
+			w.submit(task)
+		}
+		close(submitted)
+	}()
+	select {
+	case <-submitted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("submit waited for a busy worker")
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for ran.Load() < 7 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 7 tasks ran", ran.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if peak.Load() > 2 {
+		t.Fatalf("%d tasks at once with 2 workers", peak.Load())
+	}
+}
