@@ -386,39 +386,34 @@ func (ps *pollSock) keep(rest []byte) {
 	ps.in = append(ps.in[:0], rest...)
 }
 
-func (ps *pollSock) read(b []byte) (int, error) {
+// sysIO runs one read or write system call on the descriptor, which cannot
+// be closed (and its number reused) meanwhile.
+func (ps *pollSock) sysIO(call func(fd int, b []byte) (int, error), b []byte) (int, error) {
 	ps.fdMu.RLock()
 	defer ps.fdMu.RUnlock()
 	if ps.fd < 0 {
 		return 0, net.ErrClosed
 	}
 	for {
-		n, err := syscall.Read(ps.fd, b)
+		n, err := call(ps.fd, b)
 		if err != syscall.EINTR {
 			return n, err
 		}
 	}
 }
 
+func (ps *pollSock) read(b []byte) (int, error) { return ps.sysIO(syscall.Read, b) }
+
 // tryWrite writes what the socket buffer takes now; a full buffer is not an error.
 func (ps *pollSock) tryWrite(b []byte) (int, error) {
-	ps.fdMu.RLock()
-	defer ps.fdMu.RUnlock()
-	if ps.fd < 0 {
-		return 0, net.ErrClosed
+	n, err := ps.sysIO(syscall.Write, b)
+	switch err {
+	case nil:
+		return n, nil
+	case syscall.EAGAIN:
+		return 0, nil
 	}
-	for {
-		n, err := syscall.Write(ps.fd, b)
-		switch err {
-		case nil:
-			return n, nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, nil
-		}
-		return 0, err
-	}
+	return 0, err
 }
 
 // Write writes all of b, waiting for the socket to drain when it is full.
