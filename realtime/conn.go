@@ -42,9 +42,10 @@ type transport interface {
 // torn down and its writer is done.
 type releaser interface{ release() }
 
-// conn is one client socket. One goroutine reads it; a writer goroutine runs
-// only while the queue holds something, so an idle connection costs one
-// goroutine and no buffers.
+// conn is one client socket. The server's poller reads it (Linux), or else a
+// goroutine of its own; a writer goroutine runs only while the queue holds
+// something, so an idle connection costs no goroutine (one without the
+// poller) and no buffers.
 type conn struct {
 	s      *Server
 	nc     transport
@@ -631,6 +632,10 @@ func (c *conn) shut() {
 // teardown runs when the reader ends: it closes every channel and the socket.
 func (c *conn) teardown() {
 	c.mu.Lock()
+	if c.readDone { // once: the poller's panic guard may call it again
+		c.mu.Unlock()
+		return
+	}
 	c.readDone = true
 	draining := c.draining && !c.closed
 	c.mu.Unlock()

@@ -3,8 +3,10 @@
 package realtime
 
 import (
+	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -91,10 +93,23 @@ func (p *poller) loop(rc syscall.RawConn) {
 		}
 		for _, ev := range events[:n] {
 			if ps := p.lookup(ev.Fd, ev.Pad); ps != nil {
-				ps.event(ev.Events)
+				p.handle(ps, ev.Events)
 			}
 		}
 	}
+}
+
+// handle runs one socket's event. A panic (a bug) closes that socket, not
+// the server, as a worker's panic does.
+func (p *poller) handle(ps *pollSock, events uint32) {
+	defer func() {
+		if v := recover(); v != nil {
+			ps.c.s.log.Error("realtime: panic reading a socket; closing it", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			ps.c.kill()
+			ps.c.teardown()
+		}
+	}()
+	ps.event(events)
 }
 
 func (p *poller) lookup(slot, gen int32) *pollSock {
