@@ -88,8 +88,6 @@ func newConn(s *Server, nc transport, v version, apikey *Token) *conn {
 	return c
 }
 
-var errMessageTooBig = errors.New("message too big")
-
 // readLoop reads a socket on its own goroutine: the transport where the
 // server's poller is not used (see poller_linux.go).
 func (c *conn) readLoop(nc io.Reader, pre []byte) {
@@ -212,13 +210,24 @@ func readPayload(r io.Reader, n int64) ([]byte, error) {
 // receives (one per client every 25 s); decoding each with encoding/json on a
 // fresh goroutine was about half of an idle server's CPU.
 func (c *conn) handleOnReader(op ws.OpCode, data []byte) {
-	if op == ws.OpText {
-		if ref, ok := heartbeatRef(c.vsn, data); ok {
-			c.send(outMsg{op: ws.OpText, data: heartbeatReply(c.vsn, ref)})
-			return
-		}
+	if reply, ok := c.heartbeat(op, data); ok {
+		c.send(reply)
+		return
 	}
 	c.handleOff(op, data)
+}
+
+// heartbeat returns the reply to a heartbeat in one of the shapes below,
+// found without decoding; any other message is not answered here.
+func (c *conn) heartbeat(op ws.OpCode, data []byte) (outMsg, bool) {
+	if op != ws.OpText {
+		return outMsg{}, false
+	}
+	ref, ok := heartbeatRef(c.vsn, data)
+	if !ok {
+		return outMsg{}, false
+	}
+	return outMsg{op: ws.OpText, data: heartbeatReply(c.vsn, ref)}, true
 }
 
 // The heartbeat shapes that supabase-js and the Phoenix client send, around

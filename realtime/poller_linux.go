@@ -203,19 +203,18 @@ func (s *Server) pollSocket(nc net.Conn) *pollSock {
 	}); err != nil || dupErr != nil {
 		return nil
 	}
-	// The duplicate shares the socket, already non-blocking; closing nc takes
-	// it out of Go's poller without shutting it down.
-	remote := nc.RemoteAddr()
-	nc.Close()
-	ps := &pollSock{p: p, fd: fd, gen: pollGen.Add(1), remote: remote, writable: make(chan struct{}, 1), dead: make(chan struct{})}
+	ps := &pollSock{p: p, fd: fd, gen: pollGen.Add(1), remote: nc.RemoteAddr(), writable: make(chan struct{}, 1), dead: make(chan struct{})}
 	p.add(ps)
 	ev := syscall.EpollEvent{Events: oneShot, Fd: ps.slot, Pad: ps.gen} // registered, not yet armed
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.remove(ps)
 		syscall.Close(fd)
-		s.log.Warn("realtime: epoll registration failed; closing the socket", "err", err)
-		return &pollSock{p: p, fd: -1, remote: remote, writable: make(chan struct{}, 1), dead: make(chan struct{})}
+		s.log.Warn("realtime: epoll registration failed; reading the socket on its own goroutine", "err", err)
+		return nil
 	}
+	// The duplicate shares the socket, already non-blocking; closing nc takes
+	// it out of Go's poller without shutting it down.
+	nc.Close()
 	return ps
 }
 
@@ -226,11 +225,11 @@ func (s *Server) ensurePoller() *poller {
 	}
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	if s.poller == nil && !s.pollerFailed {
+	if s.poller == nil && !s.pollerOff {
 		p, err := newPoller()
 		if err != nil {
 			s.log.Warn("realtime: no epoll; reading each socket on its own goroutine", "err", err)
-			s.pollerFailed = true
+			s.pollerOff = true
 			return nil
 		}
 		s.poller = p
@@ -241,10 +240,6 @@ func (s *Server) ensurePoller() *poller {
 // start reads what the client sent behind its handshake, then waits for more.
 func (ps *pollSock) start(c *conn, pre []byte) {
 	ps.c = c
-	if ps.fd < 0 {
-		c.teardown()
-		return
-	}
 	ps.in = pre
 	ps.resume()
 }
@@ -368,11 +363,9 @@ func (ps *pollSock) consume(data []byte, onWorker bool) {
 		if !complete {
 			continue
 		}
-		if op == ws.OpText {
-			if ref, ok := heartbeatRef(c.vsn, msg); ok {
-				c.sendNow(outMsg{op: ws.OpText, data: heartbeatReply(c.vsn, ref)}, ps.tryWrite)
-				continue
-			}
+		if reply, ok := c.heartbeat(op, msg); ok {
+			c.sendNow(reply, ps.tryWrite)
+			continue
 		}
 		if h.OpCode != ws.OpContinuation { // still a view of the read buffer
 			msg = append([]byte(nil), msg...)

@@ -80,15 +80,15 @@ type Server struct {
 	gen     uint64
 	touched []*channel
 
-	connMu       sync.Mutex
-	conns        map[*conn]struct{}
-	closing      bool
-	sweeping     bool    // the sweeper runs (sweep.go)
-	poller       *poller // reads the sockets (poller_linux.go); started with the first
-	pollerFailed bool
-	epoch        time.Time // origin of mono
-	wg           sync.WaitGroup
-	workers      *workers // run handed-off messages (workers.go)
+	connMu    sync.Mutex
+	conns     map[*conn]struct{}
+	closing   bool
+	sweeping  bool      // the sweeper runs (sweep.go)
+	poller    *poller   // reads the sockets (poller_linux.go); started with the first
+	pollerOff bool      // no poller: it could not start, or the server closed
+	epoch     time.Time // origin of mono
+	wg        sync.WaitGroup
+	workers   *workers // run handed-off messages (workers.go)
 
 	topicMu sync.Mutex
 	topics  map[string][]*channel
@@ -285,7 +285,7 @@ func (s *Server) stopPoller(gone <-chan struct{}) {
 	<-gone
 	s.connMu.Lock()
 	p := s.poller
-	s.poller, s.pollerFailed = nil, true // no sockets come after Close
+	s.poller, s.pollerOff = nil, true // no sockets come after Close
 	s.connMu.Unlock()
 	if p != nil {
 		p.stop()
