@@ -222,14 +222,19 @@ func (db *DB) update(ctx context.Context, fn func(tx *tx) error) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	tx := &tx{db: db, now: now()}
-	if _, err := tx.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
+	// BEGIN and COMMIT ignore cancellation: the driver can report a cancelled
+	// statement that did take effect, and a BEGIN left open that way wedged
+	// every later write, a COMMIT reported failed had committed. A request
+	// that hangs up is still stopped by fn's statements, which do see ctx.
+	if _, err := tx.exec(context.WithoutCancel(ctx), "BEGIN IMMEDIATE"); err != nil {
+		db.rollback()
 		return internal(err)
 	}
 	if err := fn(tx); err != nil {
 		db.rollback()
 		return err
 	}
-	if _, err := tx.exec(ctx, "COMMIT"); err != nil {
+	if _, err := tx.exec(context.WithoutCancel(ctx), "COMMIT"); err != nil {
 		db.rollback()
 		return internal(err)
 	}

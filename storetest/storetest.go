@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) dollr.Store) {
 	}{
 		{"Merchants", testMerchants},
 		{"Setting", testSetting},
+		{"CancelledWrites", testCancelledWrites},
 		{"SettingConcurrent", testSettingConcurrent},
 		{"CheckoutSource", testCheckoutSource},
 		{"SourceNumbers", testSourceNumbers},
