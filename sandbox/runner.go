@@ -86,9 +86,14 @@ func (r *Runner) runDue(ctx context.Context, lease, maxIdle time.Duration, batch
 		if err != nil {
 			return 0, err
 		}
-		for _, j := range jobs {
+		for i, j := range jobs {
+			if ctx.Err() != nil {
+				r.release(ctx, jobs[i:])
+				return 0, ctx.Err()
+			}
 			if err := r.RunJob(ctx, j); err != nil {
 				if ctx.Err() != nil {
+					r.release(ctx, jobs[i:])
 					return 0, ctx.Err()
 				}
 				r.logger().Warn("sandbox job failed; retrying", "job", j.ID, "execution", j.ExecutionID, "attempts", j.Attempts, "err", err)
@@ -112,6 +117,19 @@ func (r *Runner) runDue(ctx context.Context, lease, maxIdle time.Duration, batch
 		d = min(250*time.Millisecond, maxIdle)
 	}
 	return min(d, maxIdle), nil
+}
+
+// release hands back jobs claimed but not run when the runner stops, so a
+// graceful restart runs them at once instead of after their lease lapses. A job
+// whose step did commit is gone already (not found), which is fine.
+func (r *Runner) release(ctx context.Context, jobs []dollr.Job) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, j := range jobs {
+		if err := r.Store.RetryJob(ctx, j.ID, j.RunAt); err != nil && !dollr.IsNotFound(err) {
+			r.logger().Warn("sandbox: job stays leased until its lease lapses", "job", j.ID, "execution", j.ExecutionID, "err", err)
+		}
+	}
 }
 
 // RunJob applies a claimed job's first step, scheduling the rest in the same

@@ -389,3 +389,47 @@ func testRunnerDropsBadJobs(t *testing.T, b backends.Backend) {
 		}
 	}
 }
+
+// blockingStore holds ApplyTransition until its context ends, like a step
+// caught mid-flight by a shutdown.
+type blockingStore struct {
+	dollr.Store
+	entered chan struct{}
+}
+
+func (s *blockingStore) ApplyTransition(ctx context.Context, t dollr.Transition) (*dollr.Execution, bool, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, false, ctx.Err()
+}
+
+// TestRunnerReleasesOnStop: jobs claimed but not run when the runner stops are
+// handed back, so the next start runs them at once, not after the lease.
+func TestRunnerReleasesOnStop(t *testing.T) { backends.Each(t, testRunnerReleasesOnStop) }
+
+func testRunnerReleasesOnStop(t *testing.T, b backends.Backend) {
+	st := b.NewDatabase(t).Open(t)
+	f := newFixture(t, st)
+	var es []*dollr.Execution
+	for range 3 {
+		es = append(es, f.execute(t, &sandbox.Network{}, "MTN_MOMO_LBR", "231770000010"))
+	}
+	blocking := &blockingStore{Store: st, entered: make(chan struct{}, 1)}
+	stop := startRunner(t, blocking, time.Hour)
+	select {
+	case <-blocking.entered:
+	case <-time.After(waitFor):
+		t.Fatal("the runner never ran a job")
+	}
+	stop()
+	jobs, err := st.ClaimJobs(context.Background(), time.Now(), 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != len(es) {
+		t.Fatalf("%d of %d jobs claimable after the runner stopped; the rest stay leased for an hour", len(jobs), len(es))
+	}
+}
