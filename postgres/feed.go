@@ -47,6 +47,7 @@ func (d *DB) Follow(ctx context.Context, after uint64, handle func([]dollr.Chang
 		interval: d.opts.StatusInterval,
 		log:      d.log,
 		repair:   d.repairCapture,
+		visible:  d.committedVisible,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -82,6 +83,9 @@ type capture struct {
 	// repair recreates a missing publication or slot, or a slot PostgreSQL
 	// invalidated (max_slot_wal_keep_size).
 	repair func(context.Context) error
+	// visible reports whether new snapshots see these committed transactions
+	// (see visible.go); nil: deliver at once.
+	visible func(context.Context, []uint32) (bool, error)
 }
 
 func (c *capture) follow(ctx context.Context, after uint64, handle func([]dollr.Change) error, maxWait time.Duration) error {
@@ -157,6 +161,7 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 	// next handle call as one batch. The slot is acknowledged only up to what
 	// handle has returned from.
 	h := newHandoff(*pos, handle)
+	h.visible, h.log = c.visible, c.log
 	hctx, stopHandoff := context.WithCancel(ctx)
 	go h.run(hctx, stopHandoff)
 	defer func() {
@@ -240,7 +245,7 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 				// Every commit, even one with nothing published, goes through
 				// the handoff: its position is acknowledged only after every
 				// transaction before it was handled.
-				if !h.put(hctx, committedTxn{changes: batch, seq: uint64(commit.CommitLSN), end: commit.TransactionEndLSN}) {
+				if !h.put(hctx, committedTxn{changes: batch, seq: uint64(commit.CommitLSN), end: commit.TransactionEndLSN, xid: s.xid}) {
 					return false, hctx.Err()
 				}
 			}
@@ -257,6 +262,7 @@ type committedTxn struct {
 	changes []dollr.Change
 	seq     uint64        // its commit LSN, the changes' Seq
 	end     pglogrepl.LSN // where the slot may be acknowledged once it is handled
+	xid     uint32        // its transaction id
 }
 
 // maxCoalesce bounds the transactions one handle call carries.
@@ -267,6 +273,8 @@ const maxCoalesce = 256
 type handoff struct {
 	queue   chan committedTxn
 	handle  func([]dollr.Change) error
+	visible func(context.Context, []uint32) (bool, error) // nil: no wait
+	log     interface{ Warn(string, ...any) }
 	waiting atomic.Int64  // put but not yet handled
 	handled atomic.Uint64 // end LSN of the last transaction handled
 	done    chan struct{}
@@ -307,6 +315,10 @@ func (h *handoff) run(ctx context.Context, stop context.CancelFunc) {
 		}
 		// A fresh slice per call: handle may keep it.
 		batch := h.fresh(t)
+		var xids []uint32
+		if len(batch) > 0 {
+			xids = append(xids, t.xid)
+		}
 		n, last := 1, t
 	drain:
 		for n < maxCoalesce {
@@ -314,6 +326,7 @@ func (h *handoff) run(ctx context.Context, stop context.CancelFunc) {
 			case u := <-h.queue:
 				if more := h.fresh(u); len(more) > 0 {
 					batch = append(batch[:len(batch):len(batch)], more...) // never into t.changes' spare capacity
+					xids = append(xids, u.xid)
 				}
 				n, last = n+1, u
 			default:
@@ -321,6 +334,10 @@ func (h *handoff) run(ctx context.Context, stop context.CancelFunc) {
 			}
 		}
 		if len(batch) > 0 {
+			waitVisible(ctx, xids, h.visible, h.log)
+			if ctx.Err() != nil {
+				return
+			}
 			if err := h.handle(batch); err != nil {
 				h.err = err
 				stop()
@@ -349,6 +366,7 @@ type stream struct {
 	conn     *pgconn.PgConn
 	rels     map[uint32]*relation
 	inTxn    bool
+	xid      uint32 // of the transaction being decoded
 	txn      []dollr.Change
 	acked    pglogrepl.LSN // handled up to here; reported as flushed
 	reported pglogrepl.LSN // last position sent in a status update
@@ -411,7 +429,7 @@ func (s *stream) apply(ctx context.Context, data []byte) ([]dollr.Change, *pglog
 		}
 		s.rels[m.RelationID] = rel
 	case *pglogrepl.BeginMessage:
-		s.inTxn = true
+		s.inTxn, s.xid = true, m.Xid
 		s.txn = nil
 	case *pglogrepl.InsertMessage:
 		rel, rec, err := s.tuple(ctx, m.RelationID, m.Tuple, false)
