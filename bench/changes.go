@@ -138,7 +138,7 @@ func runChanges(ctx context.Context, e *env) error {
 	e.prog.set("setup", func() string { return fmt.Sprintf("executions %d/%d", executed.Load(), rows) })
 	err = forEach(ctx, rows, o.Concurrency, func(ctx context.Context, i int) error {
 		if _, err := e.execute(ctx, ps[i]); err != nil {
-			return fmt.Errorf("bench: execute: %w", err)
+			return fmt.Errorf("execute: %w", err)
 		}
 		executed.Add(1)
 		return nil
@@ -179,7 +179,7 @@ func runChanges(ctx context.Context, e *env) error {
 		e.prog.set("snapshots", func() string { return fmt.Sprintf("%d/%d", st.snapshots.Load(), len(specs)) })
 		want := int64(len(specs))
 		if !waitUntil(ctx, subscribeTimeout(len(specs)), func() bool { return st.snapshots.Load() >= want }) {
-			return fmt.Errorf("bench: %d of %d channels received their row's snapshot", st.snapshots.Load(), want)
+			return fmt.Errorf("%d of %d channels received their row's snapshot", st.snapshots.Load(), want)
 		}
 	}
 	e.res.Connections, e.res.Subscriptions = int(pool.connsOpen.Load()), len(specs)

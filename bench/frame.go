@@ -13,7 +13,7 @@ import (
 // it needs (aliasing the read buffer). Rare frames (replies, system messages)
 // go through encoding/json.
 
-var errFrame = errors.New("bench: malformed frame")
+var errFrame = errors.New("malformed frame")
 
 // maxDepth bounds nesting so hostile input cannot exhaust the stack.
 const maxDepth = 64

@@ -43,7 +43,7 @@ func scrapeLag(ctx context.Context, hc *http.Client, metricsURL string) (bucketC
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("bench: GET %s: %s", metricsURL, resp.Status)
+		return nil, 0, fmt.Errorf("GET %s: %s", metricsURL, resp.Status)
 	}
 	return parseLag(io.LimitReader(resp.Body, 16<<20))
 }
@@ -70,7 +70,7 @@ func parseLag(r io.Reader) (bucketCounts, float64, error) {
 		bound, err1 := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
 		n, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
 		if err1 != nil || err2 != nil {
-			return nil, 0, fmt.Errorf("bench: bad %s line %q", serverLagMetric, line)
+			return nil, 0, fmt.Errorf("bad %s line %q", serverLagMetric, line)
 		}
 		if b == nil {
 			b = bucketCounts{}

@@ -25,18 +25,18 @@ const fdReserve = 500
 func CheckTarget(baseURL string, allowRemote bool) (*url.URL, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("bench: base URL: %w", err)
+		return nil, fmt.Errorf("base URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("bench: base URL %q: scheme must be http or https", baseURL)
+		return nil, fmt.Errorf("base URL %q: scheme must be http or https", baseURL)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("bench: base URL %q has no host", baseURL)
+		return nil, fmt.Errorf("base URL %q has no host", baseURL)
 	}
 	if allowRemote || isLoopbackHost(u.Hostname()) {
 		return u, nil
 	}
-	return nil, fmt.Errorf("bench: refusing non-loopback target %q (pass --allow-remote to load a remote server)", u.Hostname())
+	return nil, fmt.Errorf("refusing non-loopback target %q (pass --allow-remote to load a remote server)", u.Hostname())
 }
 
 func isLoopbackHost(h string) bool {
@@ -52,12 +52,12 @@ func isLoopbackHost(h string) bool {
 // reserve) than the process's open-files limit allows.
 func CheckConns(sockets, extra int) error {
 	if sockets > MaxConnsPerProcess {
-		return fmt.Errorf("bench: %d connections exceed %d per process (open files are capped at 20,000 per process for the tool and for the server); run several tool processes against a server sized for it", sockets, MaxConnsPerProcess)
+		return fmt.Errorf("%d connections exceed %d per process (open files are capped at 20,000 per process for the tool and for the server); run several tool processes against a server sized for it", sockets, MaxConnsPerProcess)
 	}
 	need := sockets + extra + fdReserve
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(need) > lim.Cur {
-		return fmt.Errorf("bench: %d connections need about %d open files, but the limit is %d (raise it with ulimit -n)", sockets, need, lim.Cur)
+		return fmt.Errorf("%d connections need about %d open files, but the limit is %d (raise it with ulimit -n)", sockets, need, lim.Cur)
 	}
 	return nil
 }

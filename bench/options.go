@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/dollr/dollr/client"
@@ -69,7 +70,8 @@ type Options struct {
 	// postmaster): its process tree's CPU is reported beside the server's.
 	DBPID int
 
-	// Progress receives a live progress line (nil: none).
+	// Progress receives progress reports (nil: none): one line redrawn in
+	// place when it is a terminal, plain lines without escape codes otherwise.
 	Progress io.Writer
 	// Label names the run in tables (e.g. the backend: sqlite, postgres).
 	Label string
@@ -109,6 +111,8 @@ func Defaults(scenario string) Options {
 	return o
 }
 
+// validate checks o. Its messages name the dollr bench flags that set each
+// option, since that is where they reach a user (as "dollr bench: <message>").
 func (o *Options) validate() error {
 	known := false
 	for _, s := range Scenarios {
@@ -116,25 +120,31 @@ func (o *Options) validate() error {
 	}
 	switch {
 	case !known:
-		return fmt.Errorf("bench: unknown scenario %q (want one of %v)", o.Scenario, Scenarios)
+		return fmt.Errorf("unknown scenario %q (want one of %s)", o.Scenario, strings.Join(Scenarios, ", "))
 	case o.Credentials == nil:
-		return fmt.Errorf("bench: credentials are required")
+		return fmt.Errorf("credentials are required")
 	case o.N <= 0:
-		return fmt.Errorf("bench: N must be positive")
+		return fmt.Errorf("-n must be positive")
 	case o.Rate <= 0 && o.Scenario != "idle":
-		return fmt.Errorf("bench: rate must be positive")
-	case o.Subscribers <= 0 || o.ChannelsPerConn <= 0:
-		return fmt.Errorf("bench: subscribers and channels per connection must be positive")
-	case o.Duration <= 0 || o.Timeout <= 0 || o.Drain < 0:
-		return fmt.Errorf("bench: duration and timeout must be positive")
+		return fmt.Errorf("--rate must be positive")
+	case o.Subscribers <= 0:
+		return fmt.Errorf("--subscribers must be positive")
+	case o.ChannelsPerConn <= 0:
+		return fmt.Errorf("--channels-per-conn must be positive")
+	case o.Duration <= 0:
+		return fmt.Errorf("--duration must be positive")
+	case o.Timeout <= 0:
+		return fmt.Errorf("--timeout must be positive")
+	case o.Drain < 0:
+		return fmt.Errorf("--drain must not be negative")
 	case o.MaxEvents <= 0:
-		return fmt.Errorf("bench: max-events must be positive")
+		return fmt.Errorf("--max-events must be positive")
 	case o.Concurrency <= 0:
-		return fmt.Errorf("bench: concurrency must be positive")
+		return fmt.Errorf("--concurrency must be positive")
 	case o.PollInterval <= 0 && o.Scenario == "polling":
-		return fmt.Errorf("bench: poll interval must be positive")
+		return fmt.Errorf("--poll-interval must be positive")
 	case len(o.Phone) < 8:
-		return fmt.Errorf("bench: phone %q is too short", o.Phone)
+		return fmt.Errorf("--phone %q is too short", o.Phone)
 	}
 	return nil
 }

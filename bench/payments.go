@@ -57,7 +57,7 @@ func (a *accounts) get(ctx context.Context, api *client.Client, partyID int64, p
 			PartyID: partyID, CountryCode: "LR", InsensitiveAccountNumber: phone,
 		})
 		if err != nil {
-			f.err = fmt.Errorf("bench: payment account: %w", err)
+			f.err = fmt.Errorf("payment account: %w", err)
 		} else {
 			f.id = acct.ID
 		}
@@ -84,11 +84,11 @@ func (e *env) preparePayments(ctx context.Context, n int, phone string, withKeys
 			PartyName: "Bench Payer", Items: []client.Item{{Name: "bench item", Currency: benchCurrency, Amount: 100}},
 		})
 		if err != nil {
-			return fmt.Errorf("bench: checkouts/create: %w", err)
+			return fmt.Errorf("checkouts/create: %w", err)
 		}
 		sess, err := e.api.CreateCheckoutSession(ctx, client.CheckoutSessionRequest{SourceID: src.SourceID, SourceType: src.SourceType})
 		if err != nil {
-			return fmt.Errorf("bench: sessions/checkout: %w", err)
+			return fmt.Errorf("sessions/checkout: %w", err)
 		}
 		acct, err := accts.get(ctx, e.api, src.PartyID, phone)
 		if err != nil {
@@ -114,7 +114,7 @@ func (e *env) preparePayments(ctx context.Context, n int, phone string, withKeys
 func (e *env) mintKey(ctx context.Context, p *payment) error {
 	k, err := e.api.CreateRealtimeKey(ctx, client.RealtimeKeyRequest{SessionID: p.sessionID, SourceType: p.sourceType, ReferenceID: p.referenceID})
 	if err != nil {
-		return fmt.Errorf("bench: realtime-keys/collection: %w", err)
+		return fmt.Errorf("realtime-keys/collection: %w", err)
 	}
 	p.key = k.AccessToken
 	return nil

@@ -80,16 +80,16 @@ func procStat(pid int) (ppid int, own, children uint64, err error) {
 	// The command name (field 2) may hold spaces; the fields we need follow its ')'.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, 0, 0, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
+		return 0, 0, 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
 	}
 	f := strings.Fields(string(stat[i+1:]))
 	if len(f) < 22 {
-		return 0, 0, 0, fmt.Errorf("bench: short /proc/%d/stat", pid)
+		return 0, 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
 	var v [5]uint64 // ppid, utime, stime, cutime, cstime: fields 4, 14-17
 	for j, k := range []int{1, 11, 12, 13, 14} {
 		if v[j], err = strconv.ParseUint(f[k], 10, 64); err != nil {
-			return 0, 0, 0, fmt.Errorf("bench: bad /proc/%d/stat", pid)
+			return 0, 0, 0, fmt.Errorf("bad /proc/%d/stat", pid)
 		}
 	}
 	return int(v[0]), v[1] + v[2], v[3] + v[4], nil
@@ -144,13 +144,13 @@ func procSample(pid int) (usageSample, error) {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			if err != nil {
-				return s, fmt.Errorf("bench: bad VmRSS %q", rest)
+				return s, fmt.Errorf("bad VmRSS %q", rest)
 			}
 			s.rss = kb * 1024
 			return s, nil
 		}
 	}
-	return s, fmt.Errorf("bench: no VmRSS in /proc/%d/status", pid)
+	return s, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 func (p *Probe) metricsSample(ctx context.Context) (usageSample, error) {
@@ -165,7 +165,7 @@ func (p *Probe) metricsSample(ctx context.Context) (usageSample, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("bench: GET %s: %s", p.MetricsURL, resp.Status)
+		return s, fmt.Errorf("GET %s: %s", p.MetricsURL, resp.Status)
 	}
 	vals, err := parseMetrics(io.LimitReader(resp.Body, 16<<20), "process_cpu_seconds_total", "process_resident_memory_bytes")
 	if err != nil {
@@ -174,7 +174,7 @@ func (p *Probe) metricsSample(ctx context.Context) (usageSample, error) {
 	cpu, ok1 := vals["process_cpu_seconds_total"]
 	rss, ok2 := vals["process_resident_memory_bytes"]
 	if !ok1 || !ok2 {
-		return s, fmt.Errorf("bench: %s lacks process_cpu_seconds_total or process_resident_memory_bytes (is the process collector registered?)", p.MetricsURL)
+		return s, fmt.Errorf("%s lacks process_cpu_seconds_total or process_resident_memory_bytes (is the process collector registered?)", p.MetricsURL)
 	}
 	s.cpu, s.rss = cpu, uint64(rss)
 	return s, nil
@@ -202,7 +202,7 @@ func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 		val, _, _ := strings.Cut(strings.TrimSpace(rest), " ") // drop an optional timestamp
 		v, err := strconv.ParseFloat(val, 64)
 		if err != nil {
-			return nil, fmt.Errorf("bench: metric %s: %w", name, err)
+			return nil, fmt.Errorf("metric %s: %w", name, err)
 		}
 		out[name] = v
 	}

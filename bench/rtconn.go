@@ -95,7 +95,7 @@ func realtimeURL(supabaseURL, anonKey string) (string, error) {
 	case "https":
 		u.Scheme = "wss"
 	default:
-		return "", fmt.Errorf("bench: supabase_url %q must be http(s)", supabaseURL)
+		return "", fmt.Errorf("supabase_url %q must be http(s)", supabaseURL)
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/realtime/v1/websocket"
 	u.RawQuery = "apikey=" + url.QueryEscape(anonKey) + "&vsn=2.0.0"
@@ -220,11 +220,11 @@ func (c *rtConn) join(sub int, sessionID int64, referenceID, accessToken string)
 	c.mu.Lock()
 	if c.byClient {
 		c.mu.Unlock()
-		return nil, errors.New("bench: connection closed")
+		return nil, errors.New("connection closed")
 	}
 	if c.channels[topic] != nil {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("bench: %s joined twice on one socket", topic)
+		return nil, fmt.Errorf("%s joined twice on one socket", topic)
 	}
 	ch.joinRef = c.nextRef()
 	c.channels[topic] = ch

@@ -159,7 +159,7 @@ func (e *env) startSampler(ctx context.Context) (*Sampler, error) {
 	probe := &Probe{PID: e.o.ServerPID, MetricsURL: e.res.Target + "/metrics", Client: e.http, DBPID: e.o.DBPID}
 	s, err := StartSampler(ctx, probe, e.o.SampleInterval)
 	if err != nil {
-		return nil, fmt.Errorf("bench: reading server usage: %w", err)
+		return nil, fmt.Errorf("reading server usage: %w", err)
 	}
 	return s, nil
 }

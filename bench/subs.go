@@ -43,7 +43,7 @@ func (p *subPool) connect(ctx context.Context, perConn int) error {
 		defer cancel()
 		c, err := dialRealtime(dctx, p.e.wsURL, p.e.dialer, p.e.o.Heartbeat, p)
 		if err != nil {
-			return fmt.Errorf("bench: realtime socket %d: %w", i, err)
+			return fmt.Errorf("realtime socket %d: %w", i, err)
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, c)
@@ -52,7 +52,7 @@ func (p *subPool) connect(ctx context.Context, perConn int) error {
 		for s := i * perConn; s < min((i+1)*perConn, len(p.specs)); s++ {
 			sp := p.specs[s]
 			if _, err := c.join(s, sp.sessionID, sp.referenceID, sp.key); err != nil {
-				return fmt.Errorf("bench: join: %w", err)
+				return fmt.Errorf("join: %w", err)
 			}
 		}
 		return nil
@@ -67,7 +67,7 @@ func (p *subPool) waitSubscribed(ctx context.Context, timeout time.Duration) err
 		return p.subscribed.Load() == n || p.failed.Load() > 0 || p.connsLost.Load() > 0
 	})
 	if got := p.subscribed.Load(); got != n {
-		return fmt.Errorf("bench: %d of %d channels subscribed (%d failed, %d sockets lost); first errors: %v",
+		return fmt.Errorf("%d of %d channels subscribed (%d failed, %d sockets lost); first errors: %v",
 			got, n, p.failed.Load(), p.connsLost.Load(), firstErrors(&p.e.errs))
 	}
 	return nil
