@@ -2,7 +2,6 @@ package dollr
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 )
@@ -13,61 +12,94 @@ import (
 // PostgreSQL's to_jsonb renders numeric(18,2).
 type Amount int64
 
-// ParseAmount parses a decimal string with at most two fraction digits.
+// MaxAmountDigits is the most integer digits an amount may have: every amount
+// is below 10^13 units, however it is written.
+const MaxAmountDigits = 13
+
+// ParseAmount parses a decimal number with at most two fraction digits (more
+// are accepted only as trailing zeros), optionally with an exponent as JSON
+// allows (1e2, 1.5E+1). The value decides, not the spelling: 1e13 and
+// 10000000000000 are the same amount and get the same answer. The parse is
+// exact (no float64 on the way).
 func ParseAmount(s string) (Amount, error) {
+	orig := s
 	s = strings.TrimSpace(s)
-	if s == "" || strings.HasPrefix(s, "+") {
-		return 0, fmt.Errorf("invalid amount %q", s)
-	}
 	neg := strings.HasPrefix(s, "-")
 	if neg {
 		s = s[1:]
 	}
-	whole, frac, hasFrac := strings.Cut(s, ".")
-	if whole == "" || (hasFrac && frac == "") {
-		return 0, fmt.Errorf("invalid amount %q", s)
-	}
-	// An exponent form such as 1e2 is valid JSON; accept it through float only when exact.
-	if strings.ContainsAny(s, "eE") {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
-			return 0, fmt.Errorf("invalid amount %q", s)
+	mant, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant = s[:i]
+		e, ok := parseExponent(s[i+1:])
+		if !ok {
+			return 0, fmt.Errorf("invalid amount %q", orig)
 		}
-		c := math.Round(f * 100)
-		if math.Abs(c-f*100) > 1e-6 {
-			return 0, fmt.Errorf("amount %q has more than two decimals", s)
-		}
-		if neg {
-			c = -c
-		}
-		return Amount(c), nil
+		exp = e
 	}
-	if len(frac) > 2 {
-		// Trailing zeros beyond two decimals are harmless (12.500).
-		if strings.Trim(frac[2:], "0") != "" {
-			return 0, fmt.Errorf("amount %q has more than two decimals", s)
-		}
-		frac = frac[:2]
+	whole, frac, hasFrac := strings.Cut(mant, ".")
+	if !isDigits(whole) || (hasFrac && !isDigits(frac)) {
+		return 0, fmt.Errorf("invalid amount %q", orig)
 	}
-	for len(frac) < 2 {
-		frac += "0"
+	// The value is 0.<digits> × 10^point.
+	digits := whole + frac
+	point := len(whole) + exp
+	trimmed := strings.TrimLeft(digits, "0")
+	point -= len(digits) - len(trimmed)
+	digits = strings.TrimRight(trimmed, "0")
+	if digits == "" {
+		return 0, nil
 	}
-	if len(whole) > 13 {
-		return 0, fmt.Errorf("amount %q is too large", s)
+	if len(digits)-point > 2 {
+		return 0, fmt.Errorf("amount %q has more than two decimals", orig)
 	}
-	w, err := strconv.ParseInt(whole, 10, 64)
+	if point > MaxAmountDigits {
+		return 0, fmt.Errorf("amount %q is too large", orig)
+	}
+	// At most 15 digits once scaled to hundredths: no overflow.
+	n, err := strconv.ParseInt(digits+strings.Repeat("0", point+2-len(digits)), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("invalid amount %q", s)
+		return 0, fmt.Errorf("invalid amount %q", orig)
 	}
-	f, err := strconv.ParseInt(frac, 10, 64)
-	if err != nil || f < 0 {
-		return 0, fmt.Errorf("invalid amount %q", s)
-	}
-	a := Amount(w*100 + f)
 	if neg {
-		a = -a
+		n = -n
 	}
-	return a, nil
+	return Amount(n), nil
+}
+
+// parseExponent reads an exponent's [+-]digits, saturating far beyond any
+// amount's range.
+func parseExponent(e string) (int, bool) {
+	neg := false
+	if e != "" && (e[0] == '+' || e[0] == '-') {
+		neg = e[0] == '-'
+		e = e[1:]
+	}
+	if !isDigits(e) {
+		return 0, false
+	}
+	n := 0
+	for _, c := range []byte(e) {
+		if n < 1_000_000 {
+			n = n*10 + int(c-'0')
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // String renders the amount with exactly two decimals: 12.50.

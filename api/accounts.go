@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"sort"
 
@@ -23,16 +24,22 @@ var paymentMethods = func() []string {
 // payment-method id (pm_...) is payment_method_id (insensitive_account_number
 // is accepted as a fallback when it starts with pm_).
 func (s *Server) handleCreatePaymentAccount(w http.ResponseWriter, r *http.Request, merchantID int64) {
-	// FastAPI reports a malformed body alone, otherwise query and body errors together.
+	// FastAPI reports a malformed body alone (json_invalid, 400), otherwise
+	// query and body errors together, query first: a body that is missing or
+	// no object (e.g. not sent as JSON) is a validation error like the others.
 	b, err := readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	q := &query{r: r}
 	op, opOK := q.Enum("operation_type", dollr.OperationCollection, dollr.OperationPayout, dollr.OperationTransfer, dollr.OperationRefund)
 	if opOK && op != dollr.OperationCollection {
 		q.fail("operation_type", "value_error", "Value error, this server supports COLLECTION accounts only")
+	}
+	if err != nil {
+		var de *dollr.Error
+		if errors.As(err, &de) && len(de.Fields) == 1 && len(de.Fields[0].Loc) == 1 && len(q.errs) > 0 {
+			err = &dollr.Error{Code: dollr.EINVALID, Message: "validation failed", Fields: append(q.errs, de.Fields...)}
+		}
+		s.writeError(w, r, err)
+		return
 	}
 	*b.errs = append(*b.errs, q.errs...)
 	name, _ := b.String("account_name", true)
@@ -55,7 +62,8 @@ func (s *Server) handleCreatePaymentAccount(w http.ResponseWriter, r *http.Reque
 			pm = number
 		}
 		if pm == "" {
-			if _, given := b.m["payment_method_id"]; !given {
+			// null is no payment method either (a malformed one has failed above).
+			if v, given := b.m["payment_method_id"]; !given || string(v) == "null" {
 				b.fail("payment_method_id", "missing", msgMissing)
 			}
 		}

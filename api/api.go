@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics = m
 	}
 	s.routes()
-	s.handler = s.withRequestID(s.withLogging(s.withRecover(s.mux)))
+	s.handler = s.withRequestID(s.withLogging(s.withRecover(CanonicalPaths(s.mux))))
 	return s, nil
 }
 
@@ -142,6 +143,41 @@ func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeDetail(w, http.StatusNotFound, "Not Found")
+}
+
+// CanonicalPaths answers a request whose path is not canonical (an empty
+// segment as in "//", a "." or ".." segment, or no leading "/") with the
+// JSON 404 {"detail":"Not Found"}, where http.ServeMux would answer 307 with
+// an HTML body redirecting to the cleaned path. FastAPI does not clean paths
+// either: such a path matches no route. The Server applies it to its own
+// mux; a program that mounts the Server on another ServeMux should wrap that
+// mux too, since the outer mux redirects before the Server sees the request.
+// The canonical path, nearly every request, costs two substring scans.
+func CanonicalPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// ServeMux leaves CONNECT and "OPTIONS *" uncleaned, and so do we.
+		if r.Method != http.MethodConnect && r.RequestURI != "*" && !isCanonicalPath(r.URL.EscapedPath()) {
+			writeDetail(w, http.StatusNotFound, "Not Found")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isCanonicalPath reports whether ServeMux would route p as it is (its
+// cleanPath(p) == p) rather than redirect.
+func isCanonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return true
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np == p
 }
 
 func randomHex(n int) string {

@@ -457,8 +457,12 @@ func testCreateCheckout(t *testing.T, b backends.Backend) {
 		}), status: 422,
 			locs:  []string{"body.items.0", "body.items.1.name", "body.items.1.currency", "body.items.1.amount", "body.items.2.currency", "body.items.3.amount", "body.items.4.amount", "body.items.5.amount"},
 			types: []string{"model_attributes_type", "missing", "missing", "missing", "currency_mismatch", "greater_than_equal", "decimal_max_places", "float_type"}},
-		{name: "dates", method: "POST", path: p, token: tok, body: with(good, "due_date", "tomorrow", "expires_at", 5), status: 422,
-			locs: []string{"body.due_date", "body.expires_at"}, types: []string{"datetime_parsing", "string_type"}},
+		{name: "dates", method: "POST", path: p, token: tok, body: with(good, "due_date", "tomorrow", "expires_at", true), status: 422,
+			locs: []string{"body.due_date", "body.expires_at"}, types: []string{"datetime_parsing", "datetime_type"}},
+		{name: "dates, more", method: "POST", path: p, token: tok, body: with(good, "due_date", "2030-01-01T10", "expires_at", []int{1}), status: 422,
+			locs: []string{"body.due_date", "body.expires_at"}, types: []string{"datetime_parsing", "datetime_type"}},
+		{name: "timestamp in the past", method: "POST", path: p, token: tok, body: with(good, "expires_at", 5), status: 422,
+			locs: []string{"body.expires_at"}, types: []string{"value_error"}},
 		{name: "expired expires_at", method: "POST", path: p, token: tok, body: with(good, "expires_at", "2001-01-01T00:00:00Z"), status: 422,
 			locs: []string{"body.expires_at"}},
 		{name: "relationship", method: "POST", path: p, token: tok, body: with(good, "party_relationship", "ENEMY"), status: 422,
@@ -1035,7 +1039,7 @@ func (e *env) waitStatus(tok, ref, want string) api.ExecutionResponse {
 }
 
 // FuzzHandlers sends arbitrary bodies to every body-taking endpoint: the
-// answer is always a JSON 200/401/404/413/422, never a 500 or a panic.
+// answer is always a JSON 200/400/401/404/413/422, never a 500 or a panic.
 func FuzzHandlers(f *testing.F) {
 	for _, s := range []string{`{}`, `[]`, `null`, `{"session_id":"1","payment_account_id":"1","currency":"USD","reference_id":"550e8400-e29b-41d4-a716-446655440000"}`,
 		`{"mode":"HOSTED","source_kind":"INVOICE","party_phone":"231770000010","currency":"USD","items":[{"name":"a","currency":"USD","amount":1e400}]}`,
@@ -1061,7 +1065,7 @@ func FuzzHandlers(f *testing.F) {
 		out, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		switch resp.StatusCode {
-		case 200, 401, 404, 413, 422:
+		case 200, 400, 401, 404, 413, 422:
 		default:
 			t.Fatalf("status %d: %s", resp.StatusCode, out)
 		}

@@ -11,7 +11,8 @@ var RelationshipTypes = []string{"CUSTOMER", "SUPPLIER", "EMPLOYEE", "BENEFICIAR
 
 const maxItems = 100
 
-// maxTotal bounds a source's total so sums cannot overflow (10^13 units).
+// maxTotal bounds a source's total below 10^13 units, like every amount
+// (dollr.MaxAmountDigits), so a total renders as an amount that parses back.
 const maxTotal = dollr.Amount(1e15)
 
 // POST /v1/checkouts/create: creates (or reuses, by phone) the party and a
@@ -42,7 +43,7 @@ func (s *Server) handleCreateCheckout(w http.ResponseWriter, r *http.Request, me
 			}
 			if amountOK {
 				total += amount
-				if total > maxTotal {
+				if total >= maxTotal {
 					item.fail("amount", "value_error", "Value error, total amount is too large")
 				}
 			}

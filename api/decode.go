@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dollr/dollr"
 )
@@ -59,7 +60,46 @@ func readBody(w http.ResponseWriter, r *http.Request) (*body, error) {
 	} else if err != nil {
 		return nil, dollr.Invalid("value_error", "could not read the request body", "body")
 	}
+	return decodeBody(r.Header.Get("Content-Type"), b)
+}
+
+// decodeBody decides, as FastAPI does, whether a body is JSON and parses it:
+//   - an empty body is missing, whatever its Content-Type;
+//   - a Content-Type whose media type is not application/json or
+//     application/*+json leaves the body unparsed, and raw bytes are no
+//     object: 422 model_attributes_type on ["body"] (no Content-Type at all
+//     means JSON);
+//   - JSON must be UTF-8 (a leading byte-order mark is skipped, as Python's
+//     json.loads does); other bytes are 400 errBodyEncoding.
+func decodeBody(contentType string, b []byte) (*body, error) {
+	if len(b) == 0 {
+		return nil, dollr.Invalid("missing", msgMissing, "body")
+	}
+	if contentType != "" && !isJSONMediaType(contentType) {
+		return nil, dollr.Invalid("model_attributes_type", msgObject, "body")
+	}
+	b = bytes.TrimPrefix(b, utf8BOM)
+	if !utf8.Valid(b) {
+		return nil, errBodyEncoding
+	}
 	return parseBody(b)
+}
+
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// isJSONMediaType reports whether a Content-Type value names JSON the way
+// FastAPI decides it (Python's email.message content-type rules): the part
+// before any ";", trimmed and lowercased, must be type/subtype with type
+// "application" and subtype "json" or "*+json". Anything malformed counts as
+// text/plain.
+func isJSONMediaType(v string) bool {
+	mt, _, _ := strings.Cut(v, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	typ, sub, ok := strings.Cut(mt, "/")
+	if !ok || strings.Contains(sub, "/") || typ != "application" {
+		return false
+	}
+	return sub == "json" || strings.HasSuffix(sub, "+json")
 }
 
 // parseBody parses b as a JSON object; errors are EINVALID with FastAPI's locs.
@@ -87,14 +127,16 @@ func parseBody(b []byte) (*body, error) {
 	return &body{obj: obj{loc: []any{"body"}, m: m, errs: errs}, errs: errs}, nil
 }
 
-// jsonErrorPos is the offset of the offending character, like Python's
-// JSONDecodeError.pos (Go reports the offset after it, or the length at EOF).
+// jsonErrorPos is the index of the offending character, like Python's
+// JSONDecodeError.pos: counted in characters, not bytes (Go reports the byte
+// offset after it, or the length at EOF).
 func jsonErrorPos(b []byte, se *json.SyntaxError) int64 {
 	pos := se.Offset
 	if pos > 0 && !strings.Contains(se.Error(), "unexpected end") {
 		pos--
 	}
-	return min(pos, int64(len(b)))
+	pos = min(pos, int64(len(b)))
+	return int64(utf8.RuneCount(b[:pos]))
 }
 
 // err returns the collected validation errors, or nil.
@@ -138,7 +180,8 @@ func (o obj) String(name string, required bool) (string, bool) {
 		return "", false
 	}
 	s, ok := o.asString(name, v)
-	if ok && len(s) > maxStringLen {
+	// pydantic counts characters (code points), not bytes.
+	if ok && len(s) > maxStringLen && utf8.RuneCountInString(s) > maxStringLen {
 		o.fail(name, "string_too_long", fmt.Sprintf("String should have at most %d characters", maxStringLen))
 		return "", false
 	}
@@ -268,25 +311,229 @@ func (o obj) UUID4(name string, required bool) (string, bool) {
 	return s, true
 }
 
-// Time reads an optional ISO 8601 date-time (a bare date means midnight UTC;
-// no offset means UTC).
+// Time reads an optional date-time as pydantic v2 (lax mode) does: an ISO
+// 8601 string (see parseDateTime), a bare date (midnight), or a Unix
+// timestamp as a JSON number or a numeric string (see unixTime). A time with
+// no offset is taken as UTC. Other JSON types are datetime_type.
 func (o obj) Time(name string) (*time.Time, bool) {
 	v, ok := o.raw(name, false)
 	if !ok {
 		return nil, false
 	}
-	s, ok := o.asString(name, v)
-	if !ok {
+	var t time.Time
+	switch {
+	case len(v) > 0 && v[0] == '"':
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			o.fail(name, "datetime_parsing", msgDatetime)
+			return nil, false
+		}
+		t, ok = parseDateTime(s)
+	case isJSONNumber(v):
+		n := string(v)
+		t, ok = unixTime(n, strings.ContainsAny(n, ".eE"))
+	default:
+		o.fail(name, "datetime_type", msgDatetime)
 		return nil, false
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			t = t.UTC()
-			return &t, true
+	if !ok {
+		o.fail(name, "datetime_parsing", msgDatetime)
+		return nil, false
+	}
+	t = t.UTC()
+	return &t, true
+}
+
+// parseDateTime parses a date-time string as pydantic v2's speedate:
+// YYYY-MM-DD, a separator (T, t, space or _), HH:MM, optional :SS, optional
+// fraction after . or , (digits beyond microseconds are truncated), optional
+// offset (Z, z, or +/-/U+2212 HH[:]MM, under 24 h). A bare YYYY-MM-DD is
+// midnight; a string of digits (optionally signed, or with a decimal point)
+// is a Unix timestamp.
+func parseDateTime(s string) (time.Time, bool) {
+	if t, ok := parseISODateTime(s); ok {
+		return t, true
+	}
+	if isIntString(s) {
+		return unixTime(s, false)
+	}
+	if isFloatString(s) {
+		return unixTime(s, true)
+	}
+	if len(s) == 10 {
+		if y, m, d, ok := parseISODate(s); ok {
+			return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), true
 		}
 	}
-	o.fail(name, "datetime_parsing", msgDatetime)
-	return nil, false
+	return time.Time{}, false
+}
+
+func parseISODate(s string) (y, m, d int, ok bool) {
+	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
+		return 0, 0, 0, false
+	}
+	y, ok1 := digitsAt(s, 0, 4)
+	m, ok2 := digitsAt(s, 5, 2)
+	d, ok3 := digitsAt(s, 8, 2)
+	// Python's datetime starts at year 1.
+	if !ok1 || !ok2 || !ok3 || y < 1 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
+		return 0, 0, 0, false
+	}
+	return y, m, d, true
+}
+
+func parseISODateTime(s string) (time.Time, bool) {
+	y, mo, d, ok := parseISODate(s)
+	if !ok || len(s) < 16 || !strings.ContainsRune("Tt _", rune(s[10])) || s[13] != ':' {
+		return time.Time{}, false
+	}
+	h, ok1 := digitsAt(s, 11, 2)
+	mi, ok2 := digitsAt(s, 14, 2)
+	if !ok1 || !ok2 || h > 23 || mi > 59 {
+		return time.Time{}, false
+	}
+	pos, sec, micro := 16, 0, 0
+	if pos < len(s) && s[pos] == ':' {
+		if sec, ok = digitsAt(s, pos+1, 2); !ok || sec > 59 {
+			return time.Time{}, false
+		}
+		pos += 3
+		if pos < len(s) && (s[pos] == '.' || s[pos] == ',') {
+			pos++
+			n := 0
+			for ; pos < len(s) && s[pos] >= '0' && s[pos] <= '9'; pos, n = pos+1, n+1 {
+				if n < 6 {
+					micro = micro*10 + int(s[pos]-'0')
+				}
+			}
+			if n == 0 {
+				return time.Time{}, false
+			}
+			for ; n < 6; n++ {
+				micro *= 10
+			}
+		}
+	}
+	loc := time.UTC
+	if pos < len(s) {
+		sign := 1
+		switch {
+		case s[pos] == 'Z' || s[pos] == 'z':
+			pos++
+		case s[pos] == '+' || s[pos] == '-' || strings.HasPrefix(s[pos:], "\u2212"):
+			if s[pos] == '+' {
+				pos++
+			} else if s[pos] == '-' {
+				sign, pos = -1, pos+1
+			} else {
+				sign, pos = -1, pos+len("\u2212")
+			}
+			oh, ok := digitsAt(s, pos, 2)
+			if !ok {
+				return time.Time{}, false
+			}
+			pos += 2
+			if pos < len(s) && s[pos] == ':' {
+				pos++
+			}
+			om, ok := digitsAt(s, pos, 2)
+			if !ok || om > 59 || oh*60+om >= 24*60 {
+				return time.Time{}, false
+			}
+			pos += 2
+			loc = time.FixedZone("", sign*(oh*3600+om*60))
+		default:
+			return time.Time{}, false
+		}
+	}
+	if pos != len(s) {
+		return time.Time{}, false
+	}
+	return time.Date(y, time.Month(mo), d, h, mi, sec, micro*1000, loc), true
+}
+
+// digitsAt reads n ASCII digits of s at i.
+func digitsAt(s string, i, n int) (int, bool) {
+	if i < 0 || i+n > len(s) {
+		return 0, false
+	}
+	v := 0
+	for _, c := range []byte(s[i : i+n]) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
+}
+
+func daysIn(y, m int) int {
+	return time.Date(y, time.Month(m+1), 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// isIntString: optional sign, then digits (speedate's integer form).
+func isIntString(s string) bool {
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		s = s[1:]
+	}
+	return s != "" && len(s) < 20 && strings.Trim(s, "0123456789") == ""
+}
+
+// isFloatString: optional sign, digits with a decimal point, optional
+// exponent (speedate reads a float only once it meets a '.').
+func isFloatString(s string) bool {
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		s = s[1:]
+	}
+	mant, exp, hasExp := strings.Cut(strings.ToLower(s), "e")
+	whole, frac, ok := strings.Cut(mant, ".")
+	if !ok || whole+frac == "" || strings.Trim(whole+frac, "0123456789") != "" {
+		return false
+	}
+	if hasExp {
+		exp = strings.TrimPrefix(strings.TrimPrefix(exp, "+"), "-")
+		return exp != "" && strings.Trim(exp, "0123456789") == ""
+	}
+	return true
+}
+
+// msWatershed: a Unix timestamp whose absolute value is above it is in
+// milliseconds, below or equal in seconds (pydantic's rule).
+const msWatershed = 2e10
+
+// unixTime reads a Unix timestamp written as an integer or (isFloat) a float,
+// to the microsecond, in UTC; it must fall in years 1-9999 as Python's
+// datetime does.
+func unixTime(s string, isFloat bool) (time.Time, bool) {
+	var t time.Time
+	if !isFloat {
+		n, err := strconv.ParseInt(strings.TrimPrefix(s, "+"), 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		if n > msWatershed || n < -msWatershed {
+			t = time.UnixMilli(n)
+		} else {
+			t = time.Unix(n, 0)
+		}
+	} else {
+		f, err := strconv.ParseFloat(strings.TrimPrefix(s, "+"), 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || math.Abs(f) > 1e15 {
+			return time.Time{}, false
+		}
+		if math.Abs(f) > msWatershed {
+			ms := math.Floor(f)
+			t = time.UnixMilli(int64(ms)).Add(time.Duration(math.Round((f-ms)*1e3)) * time.Microsecond)
+		} else {
+			sec := math.Floor(f)
+			t = time.Unix(int64(sec), int64(math.Round((f-sec)*1e6))*1000)
+		}
+	}
+	t = t.UTC()
+	if y := t.Year(); y < 1 || y > 9999 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // Amount reads a positive money amount (a JSON number; at most two decimals).

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/dollr/dollr"
 )
@@ -16,7 +18,12 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.detail }
 
-var errBodyTooLarge = &httpError{http.StatusRequestEntityTooLarge, "Request body too large"}
+var (
+	errBodyTooLarge = &httpError{http.StatusRequestEntityTooLarge, "Request body too large"}
+	// errBodyEncoding is FastAPI's answer to a JSON body it cannot decode
+	// (bytes that are not UTF-8), as opposed to malformed JSON (422).
+	errBodyEncoding = &httpError{http.StatusBadRequest, "There was an error parsing the body"}
+)
 
 // writeError is the one place errors become responses: each dollr.Error code
 // maps to a status and one of Dollr's body shapes.
@@ -38,9 +45,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if len(fields) == 0 {
 			fields = []dollr.FieldError{{Loc: []any{"body"}, Msg: de.Message, Type: "value_error"}}
 		}
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": fields})
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": valueErrorPrefix(fields)})
 	case dollr.ENOTFOUND:
-		writeDetail(w, http.StatusNotFound, de.Message)
+		writeDetail(w, http.StatusNotFound, capitalize(de.Message))
 	case dollr.EUNAUTHORIZED:
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeDetail(w, http.StatusUnauthorized, de.Message)
@@ -62,4 +69,32 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// valueErrorPrefix gives every value_error pydantic's "Value error, " prefix
+// (the stores word theirs without it), copying fields only if one changes.
+func valueErrorPrefix(fields []dollr.FieldError) []dollr.FieldError {
+	const prefix = "Value error, "
+	var out []dollr.FieldError
+	for i, f := range fields {
+		if f.Type != "value_error" || strings.HasPrefix(f.Msg, prefix) {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(fields)
+		}
+		out[i].Msg = prefix + f.Msg
+	}
+	if out == nil {
+		return fields
+	}
+	return out
+}
+
+// capitalize makes "execution not found" Dollr's "Execution not found".
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/dollr/dollr"
 )
 
 // maxTouchBatch bounds one status-touch request.
@@ -79,6 +81,9 @@ func (s *Server) handleSandboxStatusTouch(w http.ResponseWriter, r *http.Request
 		})
 	}
 	wg.Wait()
+	if dollr.IsNotFound(firstErr) {
+		firstErr = dollr.NotFound("Execution") // as the status endpoint words it
+	}
 	if firstErr != nil {
 		s.writeError(w, r, firstErr)
 		return
