@@ -1,6 +1,12 @@
 package dollr
 
-import "time"
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"strings"
+	"time"
+)
 
 // Merchant is a tenant. Every other record belongs to exactly one merchant and
 // every read is scoped by merchant ID, so one merchant can never see another's.
@@ -10,6 +16,18 @@ type Merchant struct {
 	ClientID         string
 	ClientSecretHash string // hex SHA-256 of the client secret; the secret itself is never stored
 	CreatedAt        time.Time
+}
+
+// HashClientSecret is what a merchant's ClientSecretHash holds for secret.
+func HashClientSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// SecretMatches reports whether secret is the merchant's client secret, in
+// constant time.
+func (m *Merchant) SecretMatches(secret string) bool {
+	return subtle.ConstantTimeCompare([]byte(HashClientSecret(secret)), []byte(strings.ToLower(m.ClientSecretHash))) == 1
 }
 
 // Party is the paying customer of a checkout source.

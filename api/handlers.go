@@ -1,9 +1,6 @@
 package api
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"net/http"
 	"strings"
 
@@ -31,8 +28,7 @@ func (s *Server) handleObtainToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	sum := sha256.Sum256([]byte(secret))
-	if m == nil || subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(strings.ToLower(m.ClientSecretHash))) != 1 {
+	if m == nil || !m.SecretMatches(secret) {
 		s.writeError(w, r, dollr.Errorf(dollr.EUNAUTHORIZED, "Invalid client credentials"))
 		return
 	}

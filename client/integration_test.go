@@ -1,11 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -456,5 +460,64 @@ func TestWaitForCollectionRenewsKey(t *testing.T) {
 	}
 	if !u.sawVia(ViaRealtime, dollr.StatusCompleted) || len(u.fallbacks) > 0 {
 		t.Errorf("want COMPLETED over realtime after two key renewals, no fallback; got %s", &u)
+	}
+}
+
+// staleFinalTransport answers the first Status API call that would say
+// COMPLETED with PROCESSING, as a read racing the commit's visibility can.
+type staleFinalTransport struct {
+	base  http.RoundTripper
+	stale atomic.Bool
+}
+
+func (s *staleFinalTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.base.RoundTrip(r)
+	if err != nil || !strings.Contains(r.URL.Path, "/v1/status/collection/") {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(body, []byte(`"status":"COMPLETED"`)) && s.stale.CompareAndSwap(false, true) {
+		body = bytes.Replace(body, []byte(`"status":"COMPLETED"`), []byte(`"status":"PROCESSING"`), 1)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
+}
+
+// TestWaitForCollectionUnconfirmedFinal: realtime says COMPLETED, the Status
+// API does not agree yet; the wait polls until it does instead of waiting on a
+// channel that has nothing more to send.
+func TestWaitForCollectionUnconfirmedFinal(t *testing.T) {
+	srv := startServer(t, "--sandbox-delay", "4s") // COMPLETED well after SUBSCRIBED
+	ctx := testContext(t, 2*time.Minute)
+	c, _ := newTestClient(t, srv)
+	transport := &staleFinalTransport{base: http.DefaultTransport}
+	c.http = &http.Client{Timeout: 30 * time.Second, Transport: transport}
+	p := prepareMoMo(t, ctx, c, phoneCompletes)
+	if _, err := c.ExecuteCollection(ctx, p.request); err != nil {
+		t.Fatal(err)
+	}
+	var u updates
+	opts := u.options(WaitOptions{SessionID: p.session.ID, RealtimeWindow: 90 * time.Second,
+		PollInterval: 100 * time.Millisecond, MaxPollInterval: 200 * time.Millisecond})
+	final, err := c.WaitForCollection(ctx, p.request.ReferenceID, opts)
+	if err != nil || final.Status != dollr.StatusCompleted {
+		t.Fatalf("final %+v, %v (%s)", final, err, &u)
+	}
+	if !transport.stale.Load() {
+		t.Fatal("no Status API answer was made stale; the test proves nothing")
+	}
+	u.mu.Lock()
+	fallbacks := u.fallbacks
+	u.mu.Unlock()
+	if len(fallbacks) != 1 || !strings.Contains(fallbacks[0].Error(), "the Status API still says PROCESSING") {
+		t.Errorf("fallbacks %v, want one naming the unconfirmed final status", fallbacks)
+	}
+	if !u.sawVia(ViaRealtime, dollr.StatusCompleted) {
+		t.Errorf("want COMPLETED over realtime first (then confirmed by polling): %s", &u)
 	}
 }

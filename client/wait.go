@@ -31,6 +31,13 @@ type WaitOptions struct {
 	OnUpdate func(Update)
 	// OnFallback is called once if realtime is abandoned for polling, with why.
 	OnFallback func(reason error)
+	// OnRetry, when set, is called while polling each time a Status API call
+	// fails with an error that is retried (a network error such as
+	// "connection refused", a rate limit or a 5xx), and once more, with a
+	// nil Err, when a call next succeeds. RetryEvent.Failures counts the
+	// current run of failures, so a caller that reports only Failures == 1
+	// and the recovery says one line per outage, not one per retry.
+	OnRetry func(RetryEvent)
 	// Realtime adjusts the realtime socket (timeouts, dialer); APIKey is
 	// taken from the client's Config.
 	Realtime RealtimeOptions
@@ -51,6 +58,21 @@ type Update struct {
 	Record    map[string]any
 }
 
+// RetryEvent is one OnRetry report: a retried Status API failure, or the
+// recovery after a run of them.
+type RetryEvent struct {
+	// Err is the failure being retried; nil when a call succeeded after
+	// Failures failed ones.
+	Err error
+	// Failures is the number of consecutive failed calls, this one included
+	// (1 for the first of a run); on recovery, how many failed before it.
+	Failures int
+	// RetryIn is the pause before the next call (0 on recovery).
+	RetryIn time.Duration
+	// At is when the call failed or succeeded.
+	At time.Time
+}
+
 const (
 	ViaRealtime  = "realtime"
 	ViaStatusAPI = "status_api"
@@ -65,9 +87,12 @@ const (
 // is only a hint: the returned ExecutionResponse always comes from the Status
 // API.
 //
-// Errors: ctx's error when it ends first; an *APIError for answers that
-// retrying cannot fix (404: the execution does not exist, 401/403/422).
-// Rate limits, 5xx and network errors while polling are retried.
+// Errors: ctx's error when it ends first, wrapping also the last retried
+// error if the most recent Status API call failed (so errors.Is finds both
+// context.DeadlineExceeded and, say, syscall.ECONNREFUSED); an *APIError for
+// answers that retrying cannot fix (404: the execution does not exist,
+// 401/403/422). Rate limits, 5xx and network errors while polling are
+// retried and reported through OnRetry.
 func (c *Client) WaitForCollection(ctx context.Context, referenceID string, opts WaitOptions) (*ExecutionResponse, error) {
 	if referenceID == "" {
 		return nil, errors.New("client: WaitForCollection needs a reference ID")
@@ -99,6 +124,10 @@ type waiter struct {
 	ref  string
 	opts WaitOptions
 	last *Update
+	// failures counts consecutive failed polls; lastErr is the latest of
+	// them (nil once a poll succeeds).
+	failures int
+	lastErr  error
 }
 
 // report passes u to OnUpdate unless it repeats or predates the last one.
@@ -272,6 +301,9 @@ func (w *waiter) realtime(ctx context.Context) (res *ExecutionResponse, done boo
 			if res.Status.Terminal() {
 				return res, true, nil
 			}
+			// The row said final but the Status API does not yet: realtime
+			// has nothing more to send, so poll until the two agree.
+			return outcome(fmt.Errorf("realtime said %s but the Status API still says %s", st, res.Status))
 		}
 	}
 }
@@ -302,6 +334,7 @@ func (w *waiter) poll(ctx context.Context) (*ExecutionResponse, error) {
 		wait := interval
 		switch {
 		case err == nil:
+			w.recovered()
 			w.reportExecution(res)
 			if res.Status.Terminal() {
 				return res, nil
@@ -315,6 +348,7 @@ func (w *waiter) poll(ctx context.Context) (*ExecutionResponse, error) {
 			if errors.As(err, &ae) && ae.RetryAfter > wait {
 				wait = ae.RetryAfter
 			}
+			w.failed(err, wait)
 		}
 		interval = nextPollInterval(interval, w.opts.MaxPollInterval)
 		timer.Reset(wait)
@@ -326,9 +360,36 @@ func (w *waiter) poll(ctx context.Context) (*ExecutionResponse, error) {
 	}
 }
 
-func (w *waiter) ctxErr(ctx context.Context) error {
-	if w.last != nil {
-		return fmt.Errorf("collection %s still %s: %w", w.ref, w.last.Status, ctx.Err())
+// failed records a retried poll failure and reports it.
+func (w *waiter) failed(err error, retryIn time.Duration) {
+	w.failures++
+	w.lastErr = err
+	if w.opts.OnRetry != nil {
+		w.opts.OnRetry(RetryEvent{Err: err, Failures: w.failures, RetryIn: retryIn, At: time.Now()})
 	}
-	return fmt.Errorf("collection %s: %w", w.ref, ctx.Err())
+}
+
+// recovered ends a run of poll failures, reporting the recovery.
+func (w *waiter) recovered() {
+	if w.failures == 0 {
+		return
+	}
+	n := w.failures
+	w.failures, w.lastErr = 0, nil
+	if w.opts.OnRetry != nil {
+		w.opts.OnRetry(RetryEvent{Failures: n, At: time.Now()})
+	}
+}
+
+// ctxErr is the error for ctx ending: it names the last status seen and,
+// when the latest Status API call failed, that failure too.
+func (w *waiter) ctxErr(ctx context.Context) error {
+	what := fmt.Sprintf("collection %s", w.ref)
+	if w.last != nil {
+		what += fmt.Sprintf(" still %s", w.last.Status)
+	}
+	if w.lastErr != nil {
+		return fmt.Errorf("%s: %w (last of %d failed Status API calls in a row: %w)", what, ctx.Err(), w.failures, w.lastErr)
+	}
+	return fmt.Errorf("%s: %w", what, ctx.Err())
 }

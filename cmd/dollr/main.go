@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -49,9 +51,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				return c.Run(ctx, []string{"--help"})
+			// dollr help <command> [subcommand]: that command's --help.
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "dollr help: unknown command %q\n\n", args[1])
+				usage(stderr)
+				return 2
 			}
+			return c.Run(ctx, append(slices.Clone(args[2:]), "--help"))
 		}
 		usage(os.Stdout)
 		return 0
@@ -94,11 +101,8 @@ func newFlagSet(name, usageLine, description string) *flag.FlagSet {
 // parseFlags parses args; it returns an exit code to return at once (0 after
 // --help, 2 on a bad flag) or -1 to go on.
 func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code := parse(fs, args); code >= 0 {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
@@ -106,6 +110,46 @@ func parseFlags(fs *flag.FlagSet, args []string) int {
 		return 2
 	}
 	return -1
+}
+
+// parse runs fs.Parse. --help (or -h) prints the usage to stdout and returns
+// 0, so `dollr serve --help | grep addr` works; a bad flag prints the error
+// and the usage to stderr and returns 2. -1 means go on.
+func parse(fs *flag.FlagSet, args []string) int {
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	err := fs.Parse(args)
+	fs.SetOutput(nil) // stderr again, for later fs.Usage calls
+	switch {
+	case err == nil:
+		return -1
+	case errors.Is(err, flag.ErrHelp):
+		os.Stdout.Write(buf.Bytes())
+		return 0
+	}
+	os.Stderr.Write(buf.Bytes())
+	return 2
+}
+
+// subcommandUsage handles the word after a command with subcommands
+// (merchants, slot): it returns the subcommand and -1 to go on, or an exit
+// code to return at once: 0 after printing usage to stdout for help, 2 after
+// printing to stderr which word is missing or unknown.
+func subcommandUsage(command, usage string, args []string, subs ...string) (string, int) {
+	if len(args) == 0 {
+		fmt.Fprintf(os.Stderr, "dollr %s: a subcommand is required (%s)\n\n%s\n", command, strings.Join(subs, ", "), usage)
+		return "", 2
+	}
+	switch sub := args[0]; {
+	case slices.Contains(subs, sub):
+		return sub, -1
+	case sub == "-h" || sub == "-help" || sub == "--help" || sub == "help":
+		fmt.Println(usage)
+		return "", 0
+	default:
+		fmt.Fprintf(os.Stderr, "dollr %s: unknown subcommand %q (want %s)\n\n%s\n", command, sub, strings.Join(subs, " or "), usage)
+		return "", 2
+	}
 }
 
 // envOr returns the environment variable key, or def when it is unset or empty.

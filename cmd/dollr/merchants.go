@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -39,23 +38,28 @@ type credentials struct {
 	SupabaseAnonKey string `json:"supabase_anon_key"`
 }
 
+// merchantsUsage is `dollr merchants --help`.
+const merchantsUsage = `Usage: dollr merchants create --name NAME [--data-dir DIR | --database-url URL]
+
+Subcommands:
+  create   create a merchant and print its credentials as JSON`
+
 func runMerchants(ctx context.Context, args []string) int {
-	if len(args) == 0 || args[0] != "create" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Println("Usage: dollr merchants create --name NAME [--data-dir DIR]\n\nSubcommands:\n  create   create a merchant and print its credentials as JSON")
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "Usage: dollr merchants create --name NAME [--data-dir DIR]")
-		return 2
+	if _, code := subcommandUsage("merchants", merchantsUsage, args, "create"); code >= 0 {
+		return code
 	}
-	fs := newFlagSet("merchants create", "dollr merchants create --name NAME [--data-dir DIR]", `
-Creates a merchant in the data directory's store and prints its credentials as
-JSON (the format of credentials.json). Works while 'dollr serve' runs on the
-same data directory. The client secret is shown only here: the store keeps its
-SHA-256 hash.`)
+	fs := newFlagSet("merchants create", "dollr merchants create --name NAME [--data-dir DIR | --database-url URL]", `
+Creates a merchant in the store of an existing installation and prints its
+credentials as JSON (the format of credentials.json). Works while
+'dollr serve' runs on the same data directory. The client secret is shown
+only here: the store keeps its SHA-256 hash.
+
+With SQLite the data directory must already hold the server's store
+(dollr.db, made by the first 'dollr serve'): a mistyped --data-dir is refused
+rather than given a new, empty store no server reads.`)
 	name := fs.String("name", "", "merchant name (required)")
-	dataDir := fs.String("data-dir", envOr("DOLLR_DATA_DIR", "./dollr-data"), "data directory (env DOLLR_DATA_DIR)")
-	databaseURL := fs.String("database-url", os.Getenv("DATABASE_URL"), databaseURLUsage)
+	dataDir := fs.String("data-dir", envOr("DOLLR_DATA_DIR", "./dollr-data"), "data directory of 'dollr serve' (env DOLLR_DATA_DIR)")
+	databaseURL := databaseURLFlag(fs, databaseURLUsage)
 	if code := parseFlags(fs, args[1:]); code >= 0 {
 		return code
 	}
@@ -63,7 +67,7 @@ SHA-256 hash.`)
 		fmt.Fprintln(os.Stderr, "dollr merchants create: --name is required")
 		return 2
 	}
-	store, err := openStore(ctx, storeConfig{DataDir: *dataDir, DatabaseURL: *databaseURL}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	store, err := openStore(ctx, storeConfig{DataDir: *dataDir, DatabaseURL: *databaseURL, Existing: true}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dollr merchants create: %v\n", err)
 		return 1
@@ -106,8 +110,7 @@ func anonKey(ctx context.Context, store dollr.Store, tokens *token.Tokens) (stri
 // createMerchant stores a merchant with fresh client credentials.
 func createMerchant(ctx context.Context, store dollr.Store, name, baseURL, anon string) (credentials, error) {
 	secret := "dollr_cs_" + randomHex(32)
-	sum := sha256.Sum256([]byte(secret))
-	m := &dollr.Merchant{Name: name, ClientID: "dollr_ci_" + randomHex(16), ClientSecretHash: hex.EncodeToString(sum[:])}
+	m := &dollr.Merchant{Name: name, ClientID: "dollr_ci_" + randomHex(16), ClientSecretHash: dollr.HashClientSecret(secret)}
 	if err := store.CreateMerchant(ctx, m); err != nil {
 		return credentials{}, err
 	}

@@ -21,7 +21,7 @@ Applies the schema migrations a PostgreSQL database lacks and prints their
 names. 'dollr serve --database-url' applies them at start too; several servers
 (or this command) running at once take turns under an advisory lock.
 The SQLite store needs no separate step.`)
-	url := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL, postgres://user:pass@host:5432/db (env DATABASE_URL)")
+	url := databaseURLFlag(fs, "PostgreSQL URL, postgres://user:pass@host:5432/db (env DATABASE_URL)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

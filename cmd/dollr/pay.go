@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -18,6 +21,9 @@ func init() {
 		Run:     runPay,
 	})
 }
+
+// cardRe is the API's pattern for a payment_method_id.
+var cardRe = regexp.MustCompile(`^pm_[A-Za-z0-9_]{1,200}$`)
 
 // phoneMethods maps a phone's country calling code to the sandbox's
 // mobile-money method for that country.
@@ -62,7 +68,23 @@ pm_card_threeDSecure2Required needs 3-D Secure, which pay answers with --3ds.`)
 	if *threeDS != string(client.Sandbox3DSSucceed) && *threeDS != string(client.Sandbox3DSFail) {
 		return fail("--3ds must be succeed or fail")
 	}
-	momo := *method
+	kind := dollr.SourceType(strings.ToUpper(*sourceKind))
+	if !kind.Valid() {
+		return fail("--source-kind %q: want INVOICE or ORDER", *sourceKind)
+	}
+	// Checked here, before any request, so a typo does not leave a
+	// checkout and a session behind.
+	momo := strings.ToUpper(*method)
+	switch {
+	case *card != "" && momo != "":
+		return fail("--method is for mobile money and --card for cards: pass one of them")
+	case *card != "" && !cardRe.MatchString(*card):
+		return fail("--card %q: want a sandbox payment-method id such as pm_card_visa", *card)
+	case momo != "":
+		if _, ok := dollr.MobileMoneyMethods[momo]; !ok {
+			return fail("--method %q: want one of %s", *method, strings.Join(slices.Sorted(maps.Keys(dollr.MobileMoneyMethods)), ", "))
+		}
+	}
 	if *card == "" && momo == "" {
 		for _, pm := range phoneMethods {
 			if strings.HasPrefix(*phone, pm.prefix) {
@@ -80,10 +102,16 @@ pm_card_threeDSecure2Required needs 3-D Secure, which pay answers with --3ds.`)
 	ctx, cancel := context.WithTimeout(ctx, wf.timeout)
 	defer cancel()
 	out := newStatusPrinter(os.Stdout, os.Stderr, wf.jsonOut)
-	step := func(name, format string, args ...any) {
+	// step prints one step; with --json, fields (ids such as session_id and
+	// reference_id) go into the line next to the message.
+	step := func(name string, fields map[string]any, format string, args ...any) {
 		if wf.jsonOut {
+			v := map[string]any{"event": "step", "step": name, "message": fmt.Sprintf(format, args...)}
+			for k, f := range fields {
+				v[k] = f
+			}
 			out.mu.Lock()
-			out.json(map[string]any{"event": "step", "step": name, "message": fmt.Sprintf(format, args...)})
+			out.json(v)
 			out.mu.Unlock()
 			return
 		}
@@ -95,20 +123,21 @@ pm_card_threeDSecure2Required needs 3-D Secure, which pay answers with --3ds.`)
 	}
 
 	src, err := c.CreateCheckout(ctx, client.CheckoutRequest{
-		Mode: dollr.ModeDirect, SourceKind: dollr.SourceType(strings.ToUpper(*sourceKind)), PartyPhone: *phone,
+		Mode: dollr.ModeDirect, SourceKind: kind, PartyPhone: *phone,
 		PartyName: "Sandbox payer", Currency: *currency,
 		Items: []client.Item{{Name: "dollr pay demo", Currency: *currency, Amount: amt}},
 	})
 	if err != nil {
 		return apiFail("create checkout", err)
 	}
-	step("checkout", "%s %s (id %d) for %s %s, payer %s", strings.ToLower(string(src.SourceType)), src.SourceNumber, src.SourceID, src.TotalAmount, src.Currency, *phone)
+	step("checkout", map[string]any{"source_id": src.SourceID, "source_type": src.SourceType, "party_id": src.PartyID},
+		"%s %s (id %d) for %s %s, payer %s", strings.ToLower(string(src.SourceType)), src.SourceNumber, src.SourceID, src.TotalAmount, src.Currency, *phone)
 
 	sess, err := c.CreateCheckoutSession(ctx, client.CheckoutSessionRequest{SourceID: src.SourceID, SourceType: src.SourceType})
 	if err != nil {
 		return apiFail("create checkout session", err)
 	}
-	step("session", "%d, %s until %s", sess.ID, sess.Status, sess.ExpiresAt.Local().Format("15:04:05"))
+	step("session", map[string]any{"session_id": sess.ID, "source_type": sess.SourceType}, "%d, %s until %s", sess.ID, sess.Status, sess.ExpiresAt.Local().Format("15:04:05"))
 
 	acctReq := client.PaymentAccountRequest{AccountName: "Sandbox payer", PartyID: src.PartyID}
 	if *card != "" {
@@ -121,7 +150,7 @@ pm_card_threeDSecure2Required needs 3-D Secure, which pay answers with --3ds.`)
 	if err != nil {
 		return apiFail("create payment account", err)
 	}
-	step("account", "%d, %s %s", acct.ID, acct.Method, firstNonEmpty(*card, *phone))
+	step("account", map[string]any{"payment_account_id": acct.ID}, "%d, %s %s", acct.ID, acct.Method, firstNonEmpty(*card, *phone))
 
 	// The reference_id is the idempotency key: made before the call and
 	// reused unchanged if the call has to be repeated.
@@ -130,17 +159,28 @@ pm_card_threeDSecure2Required needs 3-D Secure, which pay answers with --3ds.`)
 	if err != nil {
 		return apiFail("execute collection "+ref, err)
 	}
-	step("execute", "reference_id %s: %s", ref, ex.Status)
+	step("execute", map[string]any{"reference_id": ref, "session_id": sess.ID, "status": ex.Status,
+		"watch": watchCommand(ref, sess.ID, sess.SourceType)}, "reference_id %s: %s", ref, ex.Status)
 	if ex.RequiresAction && ex.ClientSecret != "" {
-		step("3ds", "the card needs 3-D Secure: answering the sandbox challenge with %q", *threeDS)
+		step("3ds", map[string]any{"reference_id": ref}, "the card needs 3-D Secure: answering the sandbox challenge with %q", *threeDS)
 		if _, err := c.CompleteSandbox3DS(ctx, ex.ClientSecret, client.Sandbox3DSOutcome(*threeDS)); err != nil {
 			return apiFail("3-D Secure", err)
 		}
 	}
 	if !wf.jsonOut {
-		out.info("          (later: dollr watch %s --session-id %d)", ref, sess.ID)
+		out.info("          (later: %s)", watchCommand(ref, sess.ID, sess.SourceType))
 	}
 	return watchCollection(ctx, c, ref, sess.ID, sess.SourceType, wf, out)
+}
+
+// watchCommand is the dollr watch command line that follows this payment
+// again; ORDER sessions need --source-type for their realtime key.
+func watchCommand(ref string, sessionID int64, st dollr.SourceType) string {
+	cmd := fmt.Sprintf("dollr watch %s --session-id %d", ref, sessionID)
+	if st != "" && st != dollr.SourceInvoice {
+		cmd += " --source-type " + string(st)
+	}
+	return cmd
 }
 
 func firstNonEmpty(s ...string) string {

@@ -12,21 +12,44 @@ import (
 )
 
 // servePprof serves Go's profiler on its own listener until ctx ends and
-// returns the address it listens on. It is
-// off by default and refuses non-loopback addresses: profiles expose
-// internals and cost CPU, so only someone on the machine may take them.
+// returns the address it listens on. It is off by default and refuses
+// non-loopback addresses: profiles expose internals and cost CPU, so only
+// someone on the machine may take them.
 func servePprof(ctx context.Context, addr string, log *slog.Logger) (string, error) {
+	ln, err := listenPprof(addr)
+	if err != nil {
+		return "", err
+	}
+	servePprofOn(ctx, ln, log)
+	return ln.Addr().String(), nil
+}
+
+// checkPprofAddr refuses a --pprof-addr that is not host:port on loopback.
+func checkPprofAddr(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("--pprof-addr: %w", err)
+		return fmt.Errorf("--pprof-addr: %w", err)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", fmt.Errorf("--pprof-addr %s: only a loopback address is allowed", addr)
+		return fmt.Errorf("--pprof-addr %s: only a loopback address is allowed", addr)
+	}
+	return nil
+}
+
+// listenPprof checks addr and listens on it.
+func listenPprof(addr string) (net.Listener, error) {
+	if err := checkPprofAddr(addr); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("--pprof-addr: %w", err)
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
 	}
+	return ln, nil
+}
+
+// servePprofOn serves the profiler on ln until ctx ends, then closes it.
+func servePprofOn(ctx context.Context, ln net.Listener, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -44,5 +67,4 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) (string, err
 			log.Warn("pprof stopped", "err", err)
 		}
 	}()
-	return ln.Addr().String(), nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +63,7 @@ creates a sandbox merchant and writes <data-dir>/credentials.json (0600); a
 restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`)
 	var c serveConfig
 	fs.StringVar(&c.DataDir, "data-dir", envOr("DOLLR_DATA_DIR", "./dollr-data"), "data directory: SQLite database and credentials.json (env DOLLR_DATA_DIR)")
-	fs.StringVar(&c.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), databaseURLUsage)
+	databaseURL := databaseURLFlag(fs, databaseURLUsage)
 	fs.StringVar(&c.Addr, "addr", envOr("DOLLR_ADDR", "127.0.0.1:8080"), "listen address; port 0 picks a free port (env DOLLR_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "public origin clients use, e.g. https://pay.example.com (default http://<actual listen address>)")
 	fs.DurationVar(&c.SandboxDelay, "sandbox-delay", sandbox.DefaultDelay, "sandbox: time from execute to a normal payment's final status")
@@ -79,7 +80,12 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
+	c.DatabaseURL = *databaseURL
+	// Every flag is checked before anything is opened, listened on or written.
 	logger, err := newLogger(c.LogFormat, c.LogLevel)
+	if err == nil {
+		err = c.validate()
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dollr serve: %v\n", err)
 		return 2
@@ -89,6 +95,46 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 		return 1
 	}
 	return 0
+}
+
+// validate checks the flags that newLogger does not, naming the flag at fault.
+func (c *serveConfig) validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("--addr %q: %w", c.Addr, err)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url %q: want an http or https origin, such as https://pay.example.com", c.PublicURL)
+		}
+	}
+	const notNegative = "must not be negative (0 means at once)"
+	for _, d := range []struct {
+		flag     string
+		v, least time.Duration
+		rule     string
+	}{
+		{"--session-ttl", c.SessionTTL, 1, "must be positive"},
+		{"--access-token-ttl", c.AccessTokenTTL, time.Minute, "must be at least 1m (expires_in is reported in whole minutes)"},
+		{"--realtime-key-ttl", c.RealtimeKeyTTL, time.Second, "must be at least 1s (expires_in is reported in whole seconds)"},
+		{"--sandbox-delay", c.SandboxDelay, 0, notNegative},
+		{"--sandbox-long-delay", c.SandboxLongDelay, 0, notNegative},
+		{"--join-error-delay", c.JoinErrorDelay, 0, notNegative},
+		{"--shutdown-timeout", c.ShutdownTimeout, 0, notNegative},
+	} {
+		if d.v < d.least {
+			return fmt.Errorf("%s %s: %s", d.flag, d.v, d.rule)
+		}
+	}
+	if c.PprofAddr != "" {
+		if err := checkPprofAddr(c.PprofAddr); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
@@ -107,7 +153,25 @@ func newLogger(format, level string) (*slog.Logger, error) {
 }
 
 func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
-	store, err := openStore(ctx, storeConfig{DataDir: c.DataDir, DatabaseURL: c.DatabaseURL}, log.With("component", "store"))
+	// Listen first: an address in use fails before the store is opened or
+	// created and before credentials.json is written.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	defer ln.Close()
+	var pprofLn net.Listener
+	if c.PprofAddr != "" {
+		if pprofLn, err = listenPprof(c.PprofAddr); err != nil {
+			return err
+		}
+		defer pprofLn.Close()
+	}
+
+	sc := storeConfig{DataDir: c.DataDir, DatabaseURL: c.DatabaseURL}
+	storeKind, storeWhere := sc.describe()
+	log.Info("opening store", "store", storeKind, "database", storeWhere)
+	store, err := openStore(ctx, sc, log.With("component", "store"))
 	if err != nil {
 		return err
 	}
@@ -125,17 +189,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return err
-	}
-	defer ln.Close()
 	addr := ln.Addr().String()
 	baseURL := strings.TrimRight(c.PublicURL, "/")
 	if baseURL == "" {
 		baseURL = "http://" + addr
 	}
-	creds, created, err := ensureCredentials(ctx, store, c.DataDir, baseURL, anon)
+	creds, created, err := ensureCredentials(ctx, store, c.DataDir, baseURL, anon, log)
 	if err != nil {
 		return err
 	}
@@ -174,12 +233,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			log.Error("sandbox runner stopped", "err", err)
 		}
 	})
-	if c.PprofAddr != "" {
-		if _, err := servePprof(runCtx, c.PprofAddr, log); err != nil {
-			stopRun()
-			wg.Wait()
-			return err
-		}
+	if pprofLn != nil {
+		servePprofOn(runCtx, pprofLn, log)
 	}
 	var bus *nats.Bus
 	if c.NATSURL != "" {
@@ -200,7 +255,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           api.CanonicalPaths(mux), // the JSON 404, not ServeMux's redirect, for // and dot segments
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -208,8 +263,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	log.Info("dollr serving", "addr", addr, "base_url", baseURL, "data_dir", c.DataDir,
-		"sandbox_delay", c.SandboxDelay, "sandbox_long_delay", c.SandboxLongDelay)
+	// addr must stay the first attribute: tests read it off this line.
+	// Durations are strings so that JSON logs show 3s, not 3000000000.
+	log.Info("dollr serving", "addr", addr, "base_url", baseURL, "store", storeKind, "database", storeWhere,
+		"credentials", credentialsPath(c.DataDir), "merchant_id", creds.MerchantID,
+		"sandbox_delay", c.SandboxDelay.String(), "sandbox_long_delay", c.SandboxLongDelay.String())
 	printWelcome(c.DataDir, creds, created)
 
 	select {
@@ -243,21 +301,47 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 
 // ensureCredentials returns the data directory's credentials, creating the
 // sandbox merchant and the file on first start. On later starts it keeps the
-// file and only updates URLs and the anon key when they changed.
-func ensureCredentials(ctx context.Context, store dollr.Store, dataDir, baseURL, anon string) (credentials, bool, error) {
-	c, err := readCredentials(dataDir)
+// file and only updates URLs and the anon key when they changed. A file whose
+// client the store does not know (the store was deleted or replaced, or the
+// data directory was last used with another --database-url) would only earn
+// 401s: it is moved aside to credentials.json.stale, with a warning, and a
+// new sandbox merchant is created and written in its place. created reports
+// that a new merchant was made.
+func ensureCredentials(ctx context.Context, store dollr.Store, dataDir, baseURL, anon string, log *slog.Logger) (c credentials, created bool, err error) {
+	c, err = readCredentials(dataDir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		c, err = createMerchant(ctx, store, "Sandbox merchant", baseURL, anon)
-		if err != nil {
-			return c, false, err
-		}
-		return c, true, writeCredentials(dataDir, c)
+		return newSandboxMerchant(ctx, store, dataDir, baseURL, anon)
 	case err != nil:
 		return c, false, err
 	}
-	if c.BaseURL != baseURL || c.SupabaseURL != baseURL || c.SupabaseAnonKey != anon {
-		c.BaseURL, c.SupabaseURL, c.SupabaseAnonKey = baseURL, baseURL, anon
+	m, err := store.MerchantByClientID(ctx, c.ClientID)
+	stale := ""
+	switch {
+	case dollr.IsNotFound(err):
+		stale = "the store has no merchant with its client_id " + c.ClientID
+	case err != nil:
+		return c, false, fmt.Errorf("checking %s against the store: %w", credentialsFile, err)
+	case !m.SecretMatches(c.ClientSecret):
+		stale = "its client_secret does not match the store's for client_id " + c.ClientID
+	}
+	if stale != "" {
+		path, old := credentialsPath(dataDir), credentialsPath(dataDir)+".stale"
+		log.Warn("credentials.json does not belong to this store: creating a new sandbox merchant and rewriting the file",
+			"reason", stale, "credentials", path, "old_merchant_id", c.MerchantID, "old_file_kept_as", old,
+			"likely_cause", "the store was deleted or replaced, or this --data-dir was last used with another store (--database-url)")
+		if err := os.Rename(path, old); err != nil {
+			return c, false, err
+		}
+		c, created, err = newSandboxMerchant(ctx, store, dataDir, baseURL, anon)
+		if err == nil {
+			log.Warn("wrote new credentials; clients holding the old ones get 401 until they read the file again",
+				"credentials", path, "merchant_id", c.MerchantID, "client_id", c.ClientID)
+		}
+		return c, created, err
+	}
+	if c.MerchantID != m.ID || c.BaseURL != baseURL || c.SupabaseURL != baseURL || c.SupabaseAnonKey != anon {
+		c.MerchantID, c.BaseURL, c.SupabaseURL, c.SupabaseAnonKey = m.ID, baseURL, baseURL, anon
 		if err := writeCredentials(dataDir, c); err != nil {
 			return c, false, err
 		}
@@ -265,17 +349,46 @@ func ensureCredentials(ctx context.Context, store dollr.Store, dataDir, baseURL,
 	return c, false, nil
 }
 
-func printWelcome(dataDir string, c credentials, created bool) {
-	path, err := filepath.Abs(filepath.Join(dataDir, credentialsFile))
+// newSandboxMerchant creates the sandbox merchant and writes credentials.json.
+func newSandboxMerchant(ctx context.Context, store dollr.Store, dataDir, baseURL, anon string) (credentials, bool, error) {
+	c, err := createMerchant(ctx, store, "Sandbox merchant", baseURL, anon)
 	if err != nil {
-		path = filepath.Join(dataDir, credentialsFile)
+		return c, false, err
 	}
+	return c, true, writeCredentials(dataDir, c)
+}
+
+// credentialsPath is the absolute path of the data directory's credentials.json.
+func credentialsPath(dataDir string) string {
+	path := filepath.Join(dataDir, credentialsFile)
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+// printWelcome tells the user where the credentials are. The client secret
+// stays in the file (0600): stdout often ends up in journald or container
+// logs. The first-call hint sends the file itself as the token request's
+// body, which the API reads client_id and client_secret from.
+func printWelcome(dataDir string, c credentials, created bool) {
+	path := credentialsPath(dataDir)
 	fmt.Printf("dollr: serving %s (sandbox)\n", c.BaseURL)
-	fmt.Printf("dollr: credentials (merchant %d) in %s\n", c.MerchantID, path)
+	fmt.Printf("dollr: credentials of merchant %d (client_id %s) in %s\n", c.MerchantID, c.ClientID, path)
 	if created {
-		fmt.Printf("dollr: first call, get a bearer token:\n  curl -s -X POST %s/v1/jwt/client/obtain/token -H 'Content-Type: application/json' -d '{\"client_id\":\"%s\",\"client_secret\":\"%s\"}'\n",
-			c.BaseURL, c.ClientID, c.ClientSecret)
+		fmt.Printf("dollr: first call, get a bearer token:\n  curl -s -X POST %s/v1/jwt/client/obtain/token -H 'Content-Type: application/json' -d @%s\n",
+			c.BaseURL, shellQuote(path))
 	}
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@,=", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // mountRealtime serves the realtime server at /realtime/v1/websocket (and the

@@ -162,6 +162,18 @@ func testServeCompletesMobileMoney(t *testing.T, b backends.Backend) {
 		}
 		return nil
 	})
+	// The secret stays in the file; the log names the store in use.
+	out := p.Output()
+	if strings.Contains(out, c.ClientSecret) {
+		t.Fatalf("start-up output shows the client secret:\n%s", out)
+	}
+	wantStore := "store=sqlite database=" + filepath.Join(dataDir, sqliteFile)
+	if b == backends.Postgres {
+		wantStore = "store=postgres database=postgres@127.0.0.1:" // pgtest's URL, no password in it anyway
+	}
+	if !strings.Contains(out, wantStore) || !strings.Contains(out, "sandbox_delay=300ms") {
+		t.Fatalf("start-up log lacks %q or readable delays:\n%s", wantStore, out)
+	}
 	cl := newClient(t, c)
 	ref, status := cl.startPayment("231770000010")
 	if status != "PENDING" {
@@ -170,13 +182,13 @@ func testServeCompletesMobileMoney(t *testing.T, b backends.Backend) {
 	cl.waitStatus(ref, "COMPLETED")
 
 	// A second merchant, made by another process on the same data dir.
-	out, err := in.command(t, []string{"merchants", "create"}, "--name", "Second").Output()
+	stdout, err := in.command(t, []string{"merchants", "create"}, "--name", "Second").Output()
 	if err != nil {
 		t.Fatalf("merchants create: %v", err)
 	}
 	var second credentials
-	if err := json.Unmarshal(out, &second); err != nil || second.MerchantID == c.MerchantID || second.BaseURL != c.BaseURL || second.SupabaseAnonKey != c.SupabaseAnonKey {
-		t.Fatalf("second merchant %s (%v)", out, err)
+	if err := json.Unmarshal(stdout, &second); err != nil || second.MerchantID == c.MerchantID || second.BaseURL != c.BaseURL || second.SupabaseAnonKey != c.SupabaseAnonKey {
+		t.Fatalf("second merchant %s (%v)", stdout, err)
 	}
 	other := newClient(t, second)
 	other.Call("GET", "/v1/status/collection/"+ref, nil, 404, nil)
@@ -204,6 +216,17 @@ func testServeCompletesMobileMoney(t *testing.T, b backends.Backend) {
 	resp.Body.Close()
 	if !strings.Contains(string(metrics), `dollr_http_requests_total{code="200",method="POST",route="POST /v1/executions/collection"}`) {
 		t.Fatalf("metrics lack request counters")
+	}
+
+	// A path ServeMux would redirect gets the API's JSON 404 instead.
+	resp, err = http.Get(c.BaseURL + "/v1//status/source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || strings.TrimSpace(string(body)) != `{"detail":"Not Found"}` {
+		t.Fatalf("GET /v1//status/source: %d %s, want the JSON 404", resp.StatusCode, body)
 	}
 
 	if code := p.Stop(); code != 0 {

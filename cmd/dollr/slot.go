@@ -22,22 +22,17 @@ Subcommands:
   drop     drop the slot so PostgreSQL stops retaining WAL for it`
 
 func runSlot(ctx context.Context, args []string) int {
-	if len(args) == 0 || (args[0] != "status" && args[0] != "drop") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Println(slotUsage)
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, slotUsage)
-		return 2
+	sub, code := subcommandUsage("slot", slotUsage, args, "status", "drop")
+	if code >= 0 {
+		return code
 	}
-	sub := args[0]
 	fs := newFlagSet("slot "+sub, "dollr slot "+sub+" --database-url URL [--slot NAME]", `
 The replication slot feeds realtime from PostgreSQL's write-ahead log. While
 it exists PostgreSQL keeps every WAL segment the slot has not acknowledged,
 so an installation that no longer runs 'dollr serve' must drop it, or the
 server's disk fills. Dropping refuses a slot a running server is reading.
 The next 'dollr serve' creates a new slot, which starts from that moment.`)
-	url := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL (env DATABASE_URL)")
+	url := databaseURLFlag(fs, "PostgreSQL URL (env DATABASE_URL)")
 	slot := fs.String("slot", "", "slot name (default: dollr_<database name>, as 'dollr serve' uses)")
 	if code := parseFlags(fs, args[1:]); code >= 0 {
 		return code

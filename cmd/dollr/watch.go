@@ -76,13 +76,51 @@ final status always comes from the Status API.`)
 		fs.Usage()
 		return exitError
 	}
+	st := dollr.SourceType(strings.ToUpper(*sourceType))
+	if !st.Valid() {
+		fmt.Fprintf(os.Stderr, "dollr watch: --source-type %q: want INVOICE or ORDER\n", *sourceType)
+		return exitError
+	}
+	if *sessionID < 0 {
+		fmt.Fprintf(os.Stderr, "dollr watch: --session-id %d: want a positive session id\n", *sessionID)
+		return exitError
+	}
 	c, err := client.NewFromCredentialsFile(wf.credentials)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "dollr watch: %v\n", err)
 		return exitError
 	}
 	out := newStatusPrinter(os.Stdout, os.Stderr, wf.jsonOut)
-	return watchCollection(ctx, c, args[0], *sessionID, dollr.SourceType(strings.ToUpper(*sourceType)), wf, out)
+	if *sessionID > 0 {
+		// Realtime would wait its whole window for a row that never comes:
+		// ask the Status API once first, so an unknown reference ends at once.
+		if code := checkCollectionExists(ctx, c, args[0], wf, out); code >= 0 {
+			return code
+		}
+	}
+	return watchCollection(ctx, c, args[0], *sessionID, st, wf, out)
+}
+
+// checkCollectionExists asks the Status API about ref once. It returns
+// exitError after reporting a 404 or another answer that retrying cannot
+// change (401, 403, 422), and -1 to go on: also when the call fails in a way
+// the wait's polling retries and reports (network errors, 5xx).
+func checkCollectionExists(ctx context.Context, c *client.Client, ref string, wf watchFlags, out *statusPrinter) int {
+	ctx, cancel := context.WithTimeout(ctx, min(wf.timeout, 30*time.Second))
+	defer cancel()
+	_, err := c.CollectionStatus(ctx, ref)
+	var ae *client.APIError
+	switch {
+	case err == nil:
+		return -1
+	case client.IsNotFound(err):
+		out.fail(fmt.Errorf("collection %s not found: %w", ref, err))
+		return exitError
+	case errors.As(err, &ae) && !ae.Temporary():
+		out.fail(err)
+		return exitError
+	}
+	return -1
 }
 
 // parseInterspersed parses flags that may come before or after positional
@@ -91,11 +129,8 @@ final status always comes from the Status API.`)
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, 0
-			}
-			return nil, exitError
+		if code := parse(fs, args); code >= 0 {
+			return nil, code
 		}
 		if fs.NArg() == 0 {
 			return positional, -1
@@ -113,6 +148,7 @@ func watchCollection(ctx context.Context, c *client.Client, ref string, sessionI
 	if sessionID > 0 {
 		mode = "realtime, then the Status API"
 	}
+	out.timeout = wf.timeout
 	out.info("watching collection %s: %s", ref, mode)
 	out.startSpinner()
 	final, err := c.WaitForCollection(ctx, ref, client.WaitOptions{
@@ -121,6 +157,7 @@ func watchCollection(ctx context.Context, c *client.Client, ref string, sessionI
 		MaxPollInterval: wf.pollMax,
 		OnUpdate:        out.update,
 		OnFallback:      out.fallback,
+		OnRetry:         out.retry,
 	})
 	out.stopSpinner()
 	if err != nil {
@@ -145,12 +182,15 @@ type statusPrinter struct {
 	jsonOut  bool
 	terminal bool
 
-	mu      sync.Mutex
-	status  string
-	since   time.Time
-	spinner chan struct{}
-	wg      sync.WaitGroup
-	drawn   bool // a spinner frame is on the current line
+	timeout time.Duration // --timeout, for the retry line
+
+	mu       sync.Mutex
+	retryErr string // the error of the current run of failed polls
+	status   string
+	since    time.Time
+	spinner  chan struct{}
+	wg       sync.WaitGroup
+	drawn    bool // a spinner frame is on the current line
 }
 
 func newStatusPrinter(f *os.File, errW io.Writer, jsonOut bool) *statusPrinter {
@@ -222,6 +262,48 @@ func (p *statusPrinter) fallback(reason error) {
 	p.line(fmt.Sprintf("%s  realtime: %v; polling the Status API", time.Now().Format("15:04:05"), reason))
 }
 
+// retry reports the first failure of a run of failed Status API calls, a
+// different error within the run, and the recovery: one line per outage, not
+// one per retry. Text goes to stderr, as errors do.
+func (p *statusPrinter) retry(e client.RetryEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.Err == nil {
+		p.retryErr = ""
+		if p.jsonOut {
+			p.json(map[string]any{"event": "recovered", "failures": e.Failures})
+			return
+		}
+		calls := "calls"
+		if e.Failures == 1 {
+			calls = "call"
+		}
+		p.errLine(fmt.Sprintf("%s  Status API answering again after %d failed %s", e.At.Local().Format("15:04:05"), e.Failures, calls))
+		return
+	}
+	msg := e.Err.Error()
+	if e.Failures > 1 && msg == p.retryErr {
+		return
+	}
+	p.retryErr = msg
+	if p.jsonOut {
+		p.json(map[string]any{"event": "retry", "error": msg, "failures": e.Failures, "retry_in": e.RetryIn.String()})
+		return
+	}
+	p.errLine(fmt.Sprintf("%s  Status API call failed: %v; retrying until it answers or --timeout (%s) ends",
+		e.At.Local().Format("15:04:05"), e.Err, p.timeout))
+}
+
+// errLine prints one line on errW, first erasing a spinner frame on w.
+// Called with mu held.
+func (p *statusPrinter) errLine(s string) {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+	fmt.Fprintln(p.errW, s)
+}
+
 func (p *statusPrinter) final(e *client.ExecutionResponse) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -239,11 +321,7 @@ func (p *statusPrinter) fail(err error) {
 		p.json(map[string]any{"event": "error", "error": err.Error()})
 		return
 	}
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
-	}
-	fmt.Fprintln(p.errW, "error: "+err.Error())
+	p.errLine("error: " + err.Error())
 }
 
 var spinnerFrames = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}

@@ -70,6 +70,19 @@ func TestWatchAndPay(t *testing.T) {
 			t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 		events := sdkJSONLines(t, out)
+		// Steps carry their ids as fields next to the message.
+		steps := map[string]map[string]any{}
+		for _, e := range events {
+			if e["event"] == "step" {
+				if _, ok := e["message"].(string); !ok {
+					t.Errorf("step without a message: %v", e)
+				}
+				steps[e["step"].(string)] = e
+			}
+		}
+		if ex := steps["execute"]; ex == nil || ex["reference_id"] == nil || ex["session_id"] != steps["session"]["session_id"] || steps["session"]["session_id"] == nil {
+			t.Errorf("steps lack reference_id/session_id fields: %v", steps)
+		}
 		last := events[len(events)-1]
 		exec, _ := last["execution"].(map[string]any)
 		if last["event"] != "final" || exec["status"] != "FAILED" || exec["gateway_message"] == "" {
@@ -86,6 +99,33 @@ func TestWatchAndPay(t *testing.T) {
 		}
 		if !sawProcessing {
 			t.Errorf("no PROCESSING status line in:\n%s", out)
+		}
+	})
+
+	t.Run("pay ORDER and its watch hint", func(t *testing.T) {
+		code, out, errOut := run(t, "pay", "--credentials", creds, "--source-kind", "ORDER")
+		if code != exitCompleted {
+			t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		var hint []string
+		for _, l := range strings.Split(out, "\n") {
+			if i := strings.Index(l, "(later: dollr watch "); i >= 0 {
+				hint = strings.Fields(strings.TrimSuffix(l[i+len("(later: "):], ")"))
+			}
+		}
+		if len(hint) != 7 || hint[5] != "--source-type" || hint[6] != "ORDER" {
+			t.Fatalf("hint %q lacks --source-type ORDER:\n%s", hint, out)
+		}
+		// The hint, run as given, follows the payment over realtime.
+		code, out, errOut = run(t, append(hint[1:], "--credentials", creds, "--json")...)
+		events := sdkJSONLines(t, out)
+		for _, e := range events {
+			if e["event"] == "fallback" {
+				t.Errorf("the hint's watch fell back to polling: %v", e)
+			}
+		}
+		if code != exitCompleted || events[len(events)-1]["event"] != "final" {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 	})
 
@@ -118,6 +158,18 @@ func TestWatchAndPay(t *testing.T) {
 		if code != exitError || strings.Contains(out, "COMPLETED") ||
 			!(strings.Contains(errOut, "timed out") || strings.Contains(errOut, "deadline exceeded")) {
 			t.Fatalf("exit %d, want 2 after a timeout\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+	})
+
+	t.Run("watch unknown reference with a session id", func(t *testing.T) {
+		if sessionID == "" {
+			t.Skip("pay did not run")
+		}
+		// Without the Status API check first, realtime would wait its 30 s
+		// window and --timeout would end it instead.
+		code, out, errOut := run(t, "watch", "00000000-0000-4000-8000-000000000000", "--session-id", sessionID, "--credentials", creds, "--timeout", "20s")
+		if code != exitError || !strings.Contains(errOut, "not found") || strings.Contains(errOut, "timed out") {
+			t.Fatalf("exit %d, want 2 with a 404 at once\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 	})
 
