@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -304,4 +305,74 @@ func TestSlowClientDisconnected(t *testing.T) {
 	c.joinOK("realtime:room", joinPayload("", map[string]any{"event": "*", "schema": "public", "table": "items"}))
 	srv.Publish([]change{itemInsert(1, 1000)})
 	c.nextEvent("postgres_changes")
+}
+
+// recordingHandler keeps every log record.
+type recordingHandler struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+// count returns how many records above level carry msg ("" for any).
+func (h *recordingHandler) count(above slog.Level, msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.recs {
+		if r.Level > above && (msg == "" || r.Message == msg) {
+			n++
+		}
+	}
+	return n
+}
+
+// A refresh the policy refuses with a *JoinError (its normal way to refuse,
+// and one any client can trigger in a loop) is no error in the log; a policy
+// that fails outright is, at most once a second.
+func TestPolicyRefusalLogging(t *testing.T) {
+	h := &recordingHandler{}
+	policy := PolicyFunc(func(claims map[string]any, subTopic string) (Grant, error) {
+		if strings.HasPrefix(subTopic, "broken") {
+			return Grant{}, fmt.Errorf("database down")
+		}
+		if ref, _ := claims["reference_id"].(string); ref != refA {
+			return Grant{}, &JoinError{Code: "Unauthorized", Message: "not yours"}
+		}
+		return Grant{Allow: true}, nil
+	})
+	srv := startServer(t, Config{Policy: policy, Logger: slog.New(h)})
+	c := dial(t, srv, "2.0.0")
+	jr, _ := c.joinOK("realtime:room", joinPayload(realtimeKey(7, refA, time.Hour)))
+	for i := 0; i < 5; i++ {
+		if i > 0 {
+			jr, _ = c.joinOK("realtime:room", joinPayload(realtimeKey(7, refA, time.Hour)))
+		}
+		c.push(jr, c.nextRef(), "realtime:room", "access_token", map[string]any{"access_token": realtimeKey(7, refB, time.Hour)})
+		c.nextEvent("system")
+		c.nextEvent("phx_close")
+	}
+	if n := h.count(slog.LevelWarn, ""); n != 0 {
+		t.Errorf("%d records above WARN for refused refreshes", n)
+	}
+	start := time.Now()
+	for i := 0; i < 20; i++ {
+		ref := c.nextRef()
+		c.push(ref, ref, fmt.Sprintf("realtime:broken%d", i), "phx_join", joinPayload(""))
+		if m := c.nextEvent("phx_reply"); m.payload()["status"] != "error" {
+			t.Fatalf("got %s", m.Raw)
+		}
+	}
+	if n, most := h.count(slog.LevelWarn, "realtime: policy failed"), 1+int(time.Since(start)/time.Second); n < 1 || n > most {
+		t.Errorf("%d policy failures logged for 20 in %v, want 1 to %d", n, time.Since(start), most)
+	}
 }

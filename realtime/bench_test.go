@@ -41,8 +41,7 @@ func benchServer(b *testing.B, refs, perRef int) *Server {
 		for k := 0; k < perRef; k++ {
 			tok, _ := VerifyToken(testSecret, anonKey(), time.Now())
 			c := newConn(s, newDiscardConn(), vsn2, tok)
-			s.conns[c] = struct{}{}
-			s.wg.Add(1)
+			addBenchConn(s, c)
 			f, err := decodeFrame(vsn2, encodeFrame(vsn2, []byte(`"1"`), []byte(`"1"`), topic, "phx_join", mustJSON(productJoin(key, benchRef(r)))))
 			if err != nil {
 				b.Fatal(err)
@@ -51,12 +50,27 @@ func benchServer(b *testing.B, refs, perRef int) *Server {
 		}
 	}
 	b.Cleanup(func() {
+		s.connMu.Lock()
+		conns := make([]*conn, 0, len(s.conns))
 		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.connMu.Unlock()
+		for _, c := range conns {
 			c.kill()
 			c.teardown()
 		}
 	})
 	return s
+}
+
+// addBenchConn registers c as ServeHTTP does. A connection leaves the map
+// when its writer is done, on the writer's goroutine, hence the lock.
+func addBenchConn(s *Server, c *conn) {
+	s.connMu.Lock()
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.connMu.Unlock()
 }
 
 func BenchmarkDispatch(b *testing.B) {
@@ -173,15 +187,13 @@ func BenchmarkJoin(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		c := newConn(s, newDiscardConn(), vsn2, tok)
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
+		addBenchConn(s, c)
 		f, err := decodeFrame(vsn2, msg)
 		if err != nil {
 			b.Fatal(err)
 		}
 		c.join(f)
 		c.kill()
-		c.teardown()
-		delete(s.conns, c)
+		c.teardown() // the connection leaves s.conns now or when its writer ends
 	}
 }

@@ -57,6 +57,20 @@ func (s *Server) peers(topic string) []*channel {
 // broadcast relays a client broadcast to the topic's channels (not back to the
 // sender unless it joined with broadcast.self).
 func (ch *channel) broadcast(f frame) {
+	b := f.bcast
+	size := len(f.payload)
+	if b != nil {
+		size = len(b.payload) + len(b.metadata)
+	}
+	if size > ch.s.cfg.MaxBroadcastPayload {
+		// Dropped, as the real server drops a payload above its tenant's
+		// max_payload_size_in_kb (realtime-protocol.md §12.1); its ack is
+		// Phoenix's rendering of {:error, :payload_size_exceeded}.
+		if ch.bcastAck && f.ref != nil {
+			ch.c.reply(f, "error", []byte(`"payload_size_exceeded"`))
+		}
+		return
+	}
 	if ch.bcastAck && f.ref != nil {
 		ch.c.reply(f, "ok", emptyObject)
 	}
@@ -64,7 +78,6 @@ func (ch *channel) broadcast(f frame) {
 	if ch.bcastSelf {
 		except = nil
 	}
-	b := f.bcast
 	switch {
 	case b == nil:
 		ch.s.relay(ch.topic, except, f.payload, nil)
@@ -204,6 +217,9 @@ func (s *Server) serveBroadcast(w http.ResponseWriter, r *http.Request) {
 		payload := m.Payload
 		if len(payload) == 0 {
 			payload = emptyObject
+		}
+		if len(payload) > s.cfg.MaxBroadcastPayload {
+			continue // dropped, as over the websocket
 		}
 		s.relay("realtime:"+m.Topic, nil, broadcastPayload(m.Event, payload, nil), nil)
 	}

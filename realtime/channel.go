@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -136,8 +137,15 @@ func (ch *channel) refresh(raw string) {
 	}
 	grant, err := s.policy.Authorize(tok.Claims, ch.subTopic)
 	if err != nil || !grant.Allow {
-		if err != nil {
-			s.log.Error("realtime: policy failed", "topic", ch.topic, "err", err)
+		var je *JoinError
+		switch {
+		case err == nil:
+		case errors.As(err, &je):
+			// The policy's normal way to refuse, which any client can trigger
+			// in a loop: not worth more than a debug line (join logs none).
+			s.log.Debug("realtime: token refresh refused by the policy", "topic", ch.topic, "err", err)
+		default:
+			s.logPolicyFailure(ch.topic, err)
 		}
 		ch.shutdown("You no longer have permission to read from this Channel topic: " + ch.subTopic)
 		return

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -58,11 +59,14 @@ type conn struct {
 
 	mu       sync.Mutex // guards the fields below
 	queue    []outMsg
-	writing  bool
+	queued   int  // bytes of the frames queued or being written (Config.SendQueueBytes)
+	writing  bool // a writer has the socket (writeLoop, sendNow or closeIdle)
 	closed   bool
 	draining bool // a closing frame is queued; the writer closes the socket after it
 	corked   bool // messages queue without starting the writer (see cork)
-	readDone bool // torn down: the transport may be released once shut
+	readDone bool // the reader is done: the transport may be released once shut
+	tornDown bool // teardown has closed the channels
+	detached bool // removed from the server: torn down and no writer left
 
 	refusing atomic.Int32 // refused joins whose delayed error reply is pending
 
@@ -165,7 +169,7 @@ func (c *conn) takeFrame(asm *assembler, h ws.Header, payload []byte, owned bool
 		c.send(outMsg{op: ws.OpPong, data: keep(payload)})
 	case ws.OpPong:
 	case ws.OpClose:
-		c.goAway(ws.StatusNormalClosure, "")
+		c.closeWith(closeReply(payload))
 		return 0, nil, false, true
 	case ws.OpText, ws.OpBinary:
 		if asm.inMsg {
@@ -173,6 +177,10 @@ func (c *conn) takeFrame(asm *assembler, h ws.Header, payload []byte, owned bool
 			return 0, nil, false, true
 		}
 		if h.Fin {
+			if h.OpCode == ws.OpText && !utf8.Valid(payload) {
+				c.goAway(ws.StatusInvalidFramePayloadData, "")
+				return 0, nil, false, true
+			}
 			return h.OpCode, payload, true, false
 		}
 		asm.msg, asm.op, asm.inMsg = keep(payload), h.OpCode, true
@@ -185,10 +193,41 @@ func (c *conn) takeFrame(asm *assembler, h ws.Header, payload []byte, owned bool
 		if h.Fin {
 			op, msg = asm.op, asm.msg
 			*asm = assembler{}
+			if op == ws.OpText && !utf8.Valid(msg) {
+				c.goAway(ws.StatusInvalidFramePayloadData, "")
+				return 0, nil, false, true
+			}
 			return op, msg, true, false
 		}
 	}
 	return 0, nil, false, false
+}
+
+// closeReply is the body of the Close frame that answers a client's Close
+// (RFC 6455 §5.5.1: "When sending a Close frame in response, the endpoint
+// typically echos the status code it received"): its status code, none for
+// none, and 1002 (protocol error) for a body no valid Close frame has: one
+// byte, a code that may not be sent (§7.4), or a reason that is not UTF-8.
+func closeReply(p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	if len(p) < 2 || !sendableCloseCode(ws.StatusCode(binary.BigEndian.Uint16(p))) || !utf8.Valid(p[2:]) {
+		return ws.NewCloseFrameBody(ws.StatusProtocolError, "")
+	}
+	return []byte{p[0], p[1]} // payload may be a view of a read buffer
+}
+
+// sendableCloseCode reports whether an endpoint may put code in a Close
+// frame (RFC 6455 §7.4 and the IANA registry): 1000–1003, 1007–1014 and
+// the application and private ranges 3000–4999; 1004 is reserved, 1005,
+// 1006 and 1015 must not be sent, the rest of 1000–2999 is unassigned.
+func sendableCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	}
+	return code >= 3000 && code <= 4999
 }
 
 // readPayload reads n bytes, growing the buffer as bytes arrive rather than
@@ -445,7 +484,10 @@ func (c *conn) send(m outMsg) {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.queue) >= c.s.cfg.SendQueue && !m.last {
+	// A frame that does not fit is refused whole; one larger than the byte
+	// budget still goes when nothing else waits, so no frame is refused forever.
+	if !m.last && (len(c.queue) >= c.s.cfg.SendQueue ||
+		c.queued > 0 && c.queued+len(m.data) > c.s.cfg.SendQueueBytes) {
 		c.mu.Unlock()
 		c.overflow()
 		return
@@ -458,6 +500,7 @@ func (c *conn) send(m outMsg) {
 		c.draining = true
 	}
 	c.queue = append(c.queue, m)
+	c.queued += len(m.data)
 	start := !c.writing && !c.corked
 	c.writing = c.writing || start
 	c.mu.Unlock()
@@ -505,17 +548,48 @@ func (c *conn) sendNow(m outMsg, tryWrite func([]byte) (int, error)) {
 	if err != nil {
 		c.s.log.Debug("realtime: write failed", "err", err)
 		c.kill()
+		c.stopWriting()
 		return
 	}
 	c.mu.Lock()
 	if n < len(buf) && !c.closed {
 		c.queue = slices.Insert(c.queue, 0, outMsg{data: buf[n:], raw: true})
+		c.queued += len(buf) - n
 	}
 	start := len(c.queue) > 0 && !c.closed && !c.corked
-	c.writing = start
+	detach := false
+	if !start {
+		detach = c.stopWritingLocked()
+	}
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
+	}
+	if detach {
+		c.s.removeConn(c)
+	}
+}
+
+// stopWritingLocked ends the current writer's turn (c.mu held) and reports
+// whether the connection must now leave the server: it has been torn down,
+// and the server kept it, for the sweeper to bound the write, until its last
+// writer was done.
+func (c *conn) stopWritingLocked() (detach bool) {
+	c.writing = false
+	if !c.tornDown || c.detached {
+		return false
+	}
+	c.detached = true
+	return true
+}
+
+// stopWriting ends the current writer's turn after the socket was killed.
+func (c *conn) stopWriting() {
+	c.mu.Lock()
+	detach := c.stopWritingLocked()
+	c.mu.Unlock()
+	if detach {
+		c.s.removeConn(c)
 	}
 }
 
@@ -533,13 +607,19 @@ func (c *conn) writeLoop() {
 		}
 	}()
 	var spare []outMsg
+	sent := 0 // bytes of the batch written last, still counted in c.queued
 	for {
 		c.mu.Lock()
+		c.queued -= sent
+		sent = 0
 		q := c.queue
 		if len(q) == 0 || c.closed {
-			c.writing = false
 			c.queue = nil
+			detach := c.stopWritingLocked()
 			c.mu.Unlock()
+			if detach {
+				c.s.removeConn(c)
+			}
 			return
 		}
 		c.queue = spare
@@ -553,6 +633,7 @@ func (c *conn) writeLoop() {
 				buf = appendHeader(buf, m.op, len(m.data))
 			}
 			buf = append(buf, m.data...)
+			sent += len(m.data)
 			last = last || m.last
 			if len(buf) < 32<<10 && i < len(q)-1 && !last {
 				continue
@@ -567,6 +648,7 @@ func (c *conn) writeLoop() {
 					c.s.log.Debug("realtime: write failed", "err", err)
 				}
 				c.kill()
+				c.stopWriting()
 				return
 			}
 			buf = buf[:0]
@@ -574,6 +656,7 @@ func (c *conn) writeLoop() {
 			from = i + 1
 			if last {
 				c.kill()
+				c.stopWriting()
 				return
 			}
 		}
@@ -615,7 +698,39 @@ func appendHeader(buf []byte, op ws.OpCode, n int) []byte {
 
 // goAway queues a close frame and closes the socket once it is written.
 func (c *conn) goAway(code ws.StatusCode, reason string) {
-	c.send(outMsg{op: ws.OpClose, data: ws.NewCloseFrameBody(code, reason), last: true})
+	c.closeWith(ws.NewCloseFrameBody(code, reason))
+}
+
+// closeWith queues a close frame with the given body (nil: no status code)
+// and closes the socket once it is written.
+func (c *conn) closeWith(body []byte) {
+	c.send(outMsg{op: ws.OpClose, data: body, last: true})
+}
+
+// idleCloseFrame is the close frame an idle socket gets: 1000, as the real
+// server (cowboy's idle_timeout) sends.
+var idleCloseFrame = func() []byte {
+	body := ws.NewCloseFrameBody(ws.StatusNormalClosure, "")
+	return append(appendHeader(nil, ws.OpClose, len(body)), body...)
+}()
+
+// closeIdle closes a socket whose client has sent nothing for IdleTimeout.
+// The socket itself is not the problem here, so it first gets a close frame,
+// best effort: only when no writer has it (nothing queued or being written, so
+// the frame cannot land inside another) and with one non-blocking write, so
+// the sweeper never waits for a socket.
+func (c *conn) closeIdle() {
+	c.mu.Lock()
+	free := !c.closed && !c.writing && !c.corked && len(c.queue) == 0
+	c.writing = c.writing || free
+	c.mu.Unlock()
+	if free {
+		tryWriteOnce(c.nc, idleCloseFrame)
+	}
+	c.kill()
+	if free {
+		c.stopWriting()
+	}
 }
 
 // kill closes the socket at once; the reader then tears the connection down.
@@ -646,7 +761,7 @@ func (c *conn) teardown() {
 		return
 	}
 	c.readDone = true
-	draining := c.draining && !c.closed
+	draining := c.draining && !c.closed && c.writing
 	c.mu.Unlock()
 	if !draining { // otherwise the writer closes the socket after the close frame
 		c.kill()
@@ -658,10 +773,26 @@ func (c *conn) teardown() {
 	for _, ch := range chans {
 		ch.close()
 	}
-	c.s.removeConn(c)
+	// The connection leaves the server (and the sweeper) only once no writer
+	// has it: a writer still sending the close frame to a client that does not
+	// read must stay under the sweeper's WriteTimeout, which then kills it.
+	c.mu.Lock()
+	c.tornDown = true
+	detach := !c.writing && !c.detached
+	c.detached = c.detached || detach
+	c.mu.Unlock()
+	if detach {
+		c.s.removeConn(c)
+	}
 }
 
-// overflow disconnects a client whose pending events exceed the queue bound.
+// overflow disconnects a client whose pending frames exceed the queue's
+// bounds (SendQueue frames, SendQueueBytes bytes). It sends no close frame:
+// the client is not reading, so the frame would wait behind everything the
+// socket buffer already holds (megabytes), or could not be written at all
+// without blocking; and a writer may be half way through a frame, which a
+// close frame must not interrupt. The client sees the connection end (1006)
+// and reconnects as it does for any close.
 func (c *conn) overflow() {
 	c.mu.Lock()
 	already := c.closed

@@ -77,6 +77,13 @@ type testServer struct {
 // startServer runs a Server behind an httptest server on 127.0.0.1:0; both stop with the test.
 func startServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith is startServer with setup run on the Server before it
+// serves anything (to replace its clock, say, without a data race).
+func startServerWith(t *testing.T, cfg Config, setup func(*Server)) *testServer {
+	t.Helper()
 	if cfg.Secret == nil {
 		cfg.Secret = testSecret
 	}
@@ -92,6 +99,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
 	s := New(cfg)
+	if setup != nil {
+		setup(s)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/realtime/v1/websocket", s)
 	mux.Handle("/socket/websocket", s)
@@ -102,6 +112,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hs.Listener.Close() // httptest's own, which would linger until a finalizer closed it
 	hs.Listener = l
 	hs.Start()
 	t.Cleanup(func() {

@@ -237,8 +237,11 @@ func (c *conn) join(f frame) {
 	}
 	subTopic, ok := strings.CutPrefix(f.topic, "realtime:")
 	if !ok {
+		// No channel route matches, so Phoenix answers outside any join:
+		// realtime-protocol.md §11, "reply `[null, ref, topic, "phx_reply",
+		// {"status":"error","response":{"reason":"unmatched topic"}}]`".
 		s.m.joins.WithLabelValues(outcomeBadTopic).Inc()
-		c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, joinRef, f.ref, f.topic, "phx_reply", []byte(unmatchedPayload))})
+		c.send(outMsg{op: ws.OpText, data: encodeFrame(c.vsn, nil, f.ref, f.topic, "phx_reply", []byte(unmatchedPayload))})
 		return
 	}
 	if subTopic == "" {
@@ -276,7 +279,7 @@ func (c *conn) join(f frame) {
 		if errors.As(err, &je) {
 			fail(outcomeUnauthorized, je.Error())
 		} else {
-			s.log.Error("realtime: policy failed", "topic", f.topic, "err", err)
+			s.logPolicyFailure(f.topic, err)
 			fail(outcomeError, reasonUnknown)
 		}
 		return
@@ -295,14 +298,6 @@ func (c *conn) join(f frame) {
 		ch.pres.key = newPresenceKey()
 	}
 	ch.subs, ch.subErr = s.buildSubs(ch, grant)
-	c.chanMu.Lock()
-	if c.gone {
-		c.chanMu.Unlock()
-		return
-	}
-	c.channels = append(c.channels, ch)
-	c.noteExpiry(ch.exp)
-	c.chanMu.Unlock()
 	s.m.channels.Inc()
 	s.joinTopic(ch)
 	// Registered before the snapshot and the reply: every change committed from
@@ -336,6 +331,21 @@ func (c *conn) join(f frame) {
 		ch.sendSubscriptionStatus()
 	}
 	ch.flush(syncGen, snapshot)
+	// Only now does the connection list the channel, which makes it visible to
+	// the sweeper (expiry), a leave and teardown: whatever closes it from here
+	// on finds it in the topic map and the index to remove it from, and its
+	// phx_close queues behind the reply. (Listed before the topic map, a
+	// channel the sweeper expired in between stayed in the map for good.) A
+	// token that expired meanwhile ends the channel at the next sweep.
+	c.chanMu.Lock()
+	if c.gone {
+		c.chanMu.Unlock()
+		ch.close()
+		return
+	}
+	c.channels = append(c.channels, ch)
+	c.noteExpiry(ch.exp)
+	c.chanMu.Unlock()
 }
 
 // buildSubs compiles the channel's bindings against the served tables and the

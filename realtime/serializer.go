@@ -147,11 +147,12 @@ func decodeBinary(data []byte) (frame, error) {
 		}
 	}
 	f := frame{topic: string(fields[2]), event: "broadcast", payload: emptyObject}
+	// Refs are kept as JSON, as a text frame's are, to be echoed in replies.
 	if len(fields[0]) > 0 {
-		f.joinRef = strconv.AppendQuote(nil, string(fields[0]))
+		f.joinRef = appendJSONString(nil, string(fields[0]))
 	}
 	if len(fields[1]) > 0 {
-		f.ref = strconv.AppendQuote(nil, string(fields[1]))
+		f.ref = appendJSONString(nil, string(fields[1]))
 	}
 	b := &binaryBroadcast{event: string(fields[3]), metadata: bytes.Clone(fields[4]), json: enc == 1, payload: bytes.Clone(rest)}
 	if b.json && !json.Valid(b.payload) {

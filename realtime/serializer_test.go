@@ -220,3 +220,28 @@ func FuzzParseJoinPayload(f *testing.F) {
 		}
 	})
 }
+
+// A binary push's refs are echoed in JSON replies, so they must be kept as
+// JSON strings, whatever bytes they hold.
+func TestDecodeBinaryRefsAreJSON(t *testing.T) {
+	joinRef, ref, topic := "\x01\x7f", "q\"b\\s\n€", "realtime:room1"
+	data := []byte{3, byte(len(joinRef)), byte(len(ref)), byte(len(topic)), 1, 0, 1}
+	data = append(data, joinRef+ref+topic+"e{}"...)
+	f, err := decodeBinary(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		raw  []byte
+		want string
+	}{{f.joinRef, joinRef}, {f.ref, ref}} {
+		var got string
+		if !json.Valid(tc.raw) || json.Unmarshal(tc.raw, &got) != nil || got != tc.want {
+			t.Errorf("ref kept as %s, want the JSON string of %q", tc.raw, tc.want)
+		}
+	}
+	reply := encodeFrame(vsn2, f.joinRef, f.ref, f.topic, "phx_reply", []byte(`{"status":"ok","response":{}}`))
+	if !json.Valid(reply) {
+		t.Errorf("reply %s is not JSON", reply)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -41,6 +42,12 @@ type Config struct {
 	// SendQueue bounds the frames waiting on one connection; a client that
 	// lets it fill is disconnected. 0 means 1024.
 	SendQueue int
+	// SendQueueBytes bounds the bytes of the frames waiting on one connection
+	// (queued or being written), so a client that does not read cannot make
+	// the server hold SendQueue frames of up to MaxMessageSize each; a client
+	// that lets it fill is disconnected as for SendQueue. One frame larger
+	// than the budget still goes out when nothing else waits. 0 means 4 MiB.
+	SendQueueBytes int
 	// IdleTimeout closes a socket that sent nothing for this long (clients
 	// heartbeat every 25s). 0 means 60s.
 	IdleTimeout time.Duration
@@ -50,6 +57,12 @@ type Config struct {
 	MaxChannels int
 	// MaxMessageSize bounds one client message. 0 means 1 MiB.
 	MaxMessageSize int
+	// MaxBroadcastPayload bounds the payload of one broadcast (websocket or
+	// REST); a larger one is dropped, and with broadcast.ack the sender gets
+	// the error reply "payload_size_exceeded", as the real server does past
+	// its tenant's max_payload_size_in_kb. 0 means 256 KiB, the Free plan's
+	// published limit (realtime-protocol.md §15.1).
+	MaxBroadcastPayload int
 	// SnapshotTimeout bounds one Snapshot call. 0 means 10s.
 	SnapshotTimeout time.Duration
 	// Registerer receives the dollr_realtime_* metrics; nil registers nothing.
@@ -96,6 +109,11 @@ type Server struct {
 	seed   maphash.Seed
 	keyMu  sync.Mutex
 	apikey map[string]*Token // verified apikeys: connections with the same key share one
+
+	// logPolicyFailure's rate limit: when it last logged (mono), and how many
+	// failures it has left out since.
+	policyLogAt         atomic.Int64
+	policyLogSuppressed atomic.Int64
 }
 
 // New returns a server for cfg.
@@ -108,6 +126,9 @@ func New(cfg Config) *Server {
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = 1024
 	}
+	if cfg.SendQueueBytes <= 0 {
+		cfg.SendQueueBytes = 4 << 20
+	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 60 * time.Second
 	}
@@ -119,6 +140,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = 1 << 20
+	}
+	if cfg.MaxBroadcastPayload <= 0 {
+		cfg.MaxBroadcastPayload = 256 << 10
 	}
 	if cfg.SnapshotTimeout <= 0 {
 		cfg.SnapshotTimeout = 10 * time.Second
@@ -244,6 +268,19 @@ func (s *Server) verifyAPIKey(raw string) (*Token, error) {
 }
 
 func (s *Server) tokenHash(raw string) uint64 { return maphash.String(s.seed, raw) }
+
+// logPolicyFailure logs a Policy error other than a *JoinError (the policy
+// failed rather than refused), at most once a second with the number left
+// out: clients retry joins and refreshes in a loop, and a policy that fails
+// for everyone (its database down) would otherwise flood the log.
+func (s *Server) logPolicyFailure(topic string, err error) {
+	now, last := s.mono(), s.policyLogAt.Load()
+	if last != 0 && now-last < int64(time.Second) || !s.policyLogAt.CompareAndSwap(last, now) {
+		s.policyLogSuppressed.Add(1)
+		return
+	}
+	s.log.Error("realtime: policy failed", "topic", topic, "err", err, "suppressed", s.policyLogSuppressed.Swap(0))
+}
 
 func refuse(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -135,8 +135,10 @@ func TestLeaveAndUnmatched(t *testing.T) {
 	if got, want := c.next().Raw, `["2","2","realtime:nowhere","phx_reply",{"status":"ok","response":{}}]`; got != want {
 		t.Errorf("leave of unjoined: got %s, want %s", got, want)
 	}
+	// realtime-protocol.md §11: Phoenix answers a join no channel route
+	// matches outside any join, with a null join_ref.
 	c.push("5", "5", "other:topic", "phx_join", joinPayload(""))
-	if got, want := c.next().Raw, `["5","5","other:topic","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`; got != want {
+	if got, want := c.next().Raw, `[null,"5","other:topic","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`; got != want {
 		t.Errorf("non-realtime topic: got %s, want %s", got, want)
 	}
 

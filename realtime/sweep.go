@@ -66,10 +66,12 @@ func (s *Server) sweep(conns []*conn) {
 	for _, c := range conns {
 		if now-c.lastRead.Load() > idle {
 			s.log.Debug("realtime: closing idle socket", "remote", c.nc.RemoteAddr().String())
-			c.kill()
+			c.closeIdle()
 			continue
 		}
 		if started := c.writeStart.Load(); started != 0 && now-started > stuck {
+			// No close frame: the socket buffer is full (that is why the write
+			// is stuck) and the writer is inside a frame (see overflow).
 			s.log.Debug("realtime: write timed out", "remote", c.nc.RemoteAddr().String())
 			c.kill()
 			continue

@@ -33,7 +33,7 @@ func TestIdleSocketClosed(t *testing.T) {
 
 func TestStuckWriterClosed(t *testing.T) {
 	// A queue too deep to overflow: only the write timeout can end this client.
-	srv := startServer(t, Config{SendQueue: 1 << 20, WriteTimeout: 300 * time.Millisecond, IdleTimeout: time.Hour})
+	srv := startServer(t, Config{SendQueue: 1 << 20, SendQueueBytes: 1 << 30, WriteTimeout: 300 * time.Millisecond, IdleTimeout: time.Hour})
 	joinWithoutReading(t, srv)
 	floodItems(srv, 64<<10, func() bool { return counterValue(t, srv.reg, "dollr_realtime_connections", nil) == 0 })
 	eventually(t, "stuck writer disconnected", func() bool { return counterValue(t, srv.reg, "dollr_realtime_connections", nil) == 0 })

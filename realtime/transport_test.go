@@ -25,6 +25,11 @@ func TestWithoutPoller(t *testing.T) {
 		"IdleSocketClosed":            TestIdleSocketClosed,
 		"StuckWriterClosed":           TestStuckWriterClosed,
 		"SlowClientDisconnected":      TestSlowClientDisconnected,
+		"NonReadingBroadcaster":       TestNonReadingBroadcasterDisconnected,
+		"ClosingClientNotReading":     TestClosingClientThatDoesNotReadIsReleased,
+		"CloseHandshake":              TestCloseHandshake,
+		"IdleSocketGetsCloseFrame":    TestIdleSocketGetsCloseFrame,
+		"TokenExpiringDuringJoin":     TestTokenExpiringDuringJoin,
 	} {
 		t.Run(name, test)
 	}
