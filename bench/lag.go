@@ -26,8 +26,19 @@ type bucketCounts map[float64]float64
 type LagSummary struct {
 	Count       uint64  `json:"count"`
 	P50AtMostMs float64 `json:"p50_at_most_ms"`
-	P99AtMostMs float64 `json:"p99_at_most_ms"`
+	P99AtMostMs float64 `json:"p99_at_most_ms"` // -1: above LastBucketMs
 	MeanMs      float64 `json:"mean_ms"`
+	// LastBucketMs is the histogram's largest finite bound, what a -1
+	// percentile is known to exceed.
+	LastBucketMs float64 `json:"last_bucket_ms"`
+}
+
+// bound renders a percentile: "≤ 5 ms", or "> 25 ms" past the last bucket.
+func (l *LagSummary) bound(ms float64) string {
+	if ms < 0 {
+		return fmt.Sprintf("> %g ms", l.LastBucketMs)
+	}
+	return fmt.Sprintf("≤ %g ms", ms)
 }
 
 // scrapeLag reads the server's delivery-lag histogram; nil when the server
@@ -104,6 +115,11 @@ func lagBetween(before, after bucketCounts, sumBefore, sumAfter float64) *LagSum
 		return math.Inf(1)
 	}
 	s := &LagSummary{Count: uint64(total), P50AtMostMs: at(50), P99AtMostMs: at(99), MeanMs: (sumAfter - sumBefore) / total * 1000}
+	for _, le := range bounds {
+		if !math.IsInf(le, 1) {
+			s.LastBucketMs = le * 1000
+		}
+	}
 	if math.IsInf(s.P99AtMostMs, 1) {
 		s.P99AtMostMs = -1 // beyond the last finite bucket
 	}

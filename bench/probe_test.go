@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -44,6 +45,15 @@ func TestLagBetween(t *testing.T) {
 	s := lagBetween(before, after, sumBefore, sumAfter)
 	if s.Count != 100 || s.P50AtMostMs != 1 || s.P99AtMostMs != 5 || s.MeanMs != 1 {
 		t.Fatalf("summary = %+v", s)
+	}
+	if s.LastBucketMs != 5 || s.bound(s.P99AtMostMs) != "≤ 5 ms" {
+		t.Fatalf("last bucket %g, p99 rendered %q", s.LastBucketMs, s.bound(s.P99AtMostMs))
+	}
+	// One sample past the last finite bucket in a hundred: p99 is only known
+	// to exceed it, and says so.
+	past := bucketCounts{0.0005: 10, 0.001: 90, 0.005: 98, math.Inf(1): 100}
+	if s := lagBetween(bucketCounts{}, past, 0, 1); s.P99AtMostMs != -1 || s.bound(s.P99AtMostMs) != "> 5 ms" {
+		t.Fatalf("p99 past the last bucket: %+v rendered %q", s, s.bound(s.P99AtMostMs))
 	}
 	if lagBetween(nil, nil, 0, 0) != nil {
 		t.Fatal("a server without the histogram should give no summary")

@@ -230,7 +230,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		row("server CPU", "%.2f s (%.2f cores) from %s", s.CPUSeconds, s.CPUUtilization, s.Source)
 		row("server RSS", "peak %.1f MiB (start %.1f, end %.1f)", mib(s.PeakRSSBytes), mib(s.StartRSSBytes), mib(s.EndRSSBytes))
 		if l := s.DeliveryLag; l != nil && l.Count > 0 {
-			row("server commit→socket write", "p50 ≤ %g ms  p99 ≤ %g ms  mean %.3f ms  (its /metrics histogram, n=%d)", l.P50AtMostMs, l.P99AtMostMs, l.MeanMs, l.Count)
+			row("server commit→socket write", "p50 %s  p99 %s  mean %.3f ms  (its /metrics histogram, n=%d)", l.bound(l.P50AtMostMs), l.bound(l.P99AtMostMs), l.MeanMs, l.Count)
 		}
 		if s.DBCPUSeconds > 0 {
 			row("database CPU", "%.2f s (its process tree)", s.DBCPUSeconds)
