@@ -61,7 +61,8 @@ func connect(t *testing.T, url, id string, reconnectWait time.Duration) *testBus
 	t.Helper()
 	tb := &testBus{log: &logBuffer{}, reg: prometheus.NewRegistry()}
 	b, err := Connect(testContext(t), Config{URL: url, StoreID: id, ReconnectWait: reconnectWait, PublishTimeout: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(tb.log, nil)), Registerer: tb.reg})
+		StreamCheckInterval: 50 * time.Millisecond,
+		Logger:              slog.New(slog.NewTextHandler(tb.log, nil)), Registerer: tb.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +128,18 @@ func seqs(cs []dollr.Change) []uint64 {
 	return out
 }
 
+// waitValue waits until a metric has the value want, and returns its value.
+func waitValue(c prometheus.Collector, want float64) float64 {
+	deadline := time.Now().Add(waitLimit)
+	for {
+		v := testutil.ToFloat64(c)
+		if v == want || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func waitSeqs(t *testing.T, f *storetest.Follower, want []uint64) {
 	t.Helper()
 	got, ok := f.Await(func(cs []dollr.Change) bool { return len(seqs(cs)) >= len(want) }, waitLimit)
@@ -155,7 +168,8 @@ func TestOrderKept(t *testing.T) {
 	if got := f.Snapshot(); !storetest.EqualChanges(got, want) {
 		t.Fatalf("received changes differ from those published:\n got %+v\nwant %+v", got[0], want[0])
 	}
-	if n := testutil.ToFloat64(sub.m.received); n != 60 {
+	// Counted once the handler has returned, a moment after it recorded them.
+	if n := waitValue(sub.m.received, 60); n != 60 {
 		t.Errorf("dollr_nats_batches_received_total = %v, want 60", n)
 	}
 	if n := testutil.ToFloat64(pub.m.published.WithLabelValues(resultStored)); n != 60 {

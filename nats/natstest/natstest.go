@@ -21,16 +21,27 @@ type Server struct {
 	URL      string
 	StoreDir string
 
-	t    testing.TB
-	port int
-	srv  *server.Server
+	t          testing.TB
+	port       int
+	maxPayload int32
+	srv        *server.Server
 }
+
+// Option changes the server's options.
+type Option func(*Server)
+
+// MaxPayload sets the largest message the server accepts (max_payload, 1 MB
+// by default), headers included.
+func MaxPayload(n int32) Option { return func(s *Server) { s.maxPayload = n } }
 
 // Start runs a NATS server with JetStream on 127.0.0.1 and a random port,
 // storing under a new temporary directory, and stops it when t ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	s := &Server{StoreDir: t.TempDir(), t: t, port: server.RANDOM_PORT}
+	for _, o := range opts {
+		o(s)
+	}
 	s.start()
 	s.port = s.srv.Addr().(*net.TCPAddr).Port
 	s.URL = fmt.Sprintf("nats://127.0.0.1:%d", s.port)
@@ -42,7 +53,7 @@ func (s *Server) start() {
 	s.t.Helper()
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.StoreDir,
-		NoLog: true, NoSigs: true,
+		NoLog: true, NoSigs: true, MaxPayload: s.maxPayload,
 	})
 	if err != nil {
 		s.t.Fatalf("natstest: %v", err)

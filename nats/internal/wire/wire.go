@@ -44,12 +44,57 @@ type wireChange struct {
 
 // Encode renders a non-empty batch as a message body.
 func Encode(batch []dollr.Change) ([]byte, error) {
-	w := wireBatch{Changes: make([]wireChange, len(batch))}
-	for i, c := range batch {
-		w.Changes[i] = wireChange{Seq: c.Seq, Schema: c.Schema, Table: c.Table, Type: c.Type, CommitTime: c.CommitTime,
-			Columns: c.Columns, Record: c.Record, OldRecord: c.OldRecord}
+	each, err := EncodeEach(batch)
+	if err != nil {
+		return nil, err
 	}
-	return json.Marshal(w)
+	return Join(each), nil
+}
+
+// EncodeEach renders each change of a batch on its own; Join makes a message
+// body of any run of them, so a batch too large for one message can be cut
+// into several without encoding it twice.
+func EncodeEach(batch []dollr.Change) ([][]byte, error) {
+	out := make([][]byte, len(batch))
+	for i, c := range batch {
+		data, err := json.Marshal(wireChange{Seq: c.Seq, Schema: c.Schema, Table: c.Table, Type: c.Type, CommitTime: c.CommitTime,
+			Columns: c.Columns, Record: c.Record, OldRecord: c.OldRecord})
+		if err != nil {
+			return nil, fmt.Errorf("change %d (seq %d): %w", i, c.Seq, err)
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+const (
+	bodyPrefix = `{"changes":[`
+	bodySuffix = `]}`
+)
+
+// Size is the length of Join(changes).
+func Size(changes [][]byte) int {
+	n := len(bodyPrefix) + len(bodySuffix)
+	for i, c := range changes {
+		if i > 0 {
+			n++
+		}
+		n += len(c)
+	}
+	return n
+}
+
+// Join makes a message body of changes rendered by EncodeEach.
+func Join(changes [][]byte) []byte {
+	out := make([]byte, 0, Size(changes))
+	out = append(out, bodyPrefix...)
+	for i, c := range changes {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, c...)
+	}
+	return append(out, bodySuffix...)
 }
 
 // Decode parses a message body. Anything but a well-formed, non-empty
