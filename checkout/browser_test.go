@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
@@ -75,8 +77,24 @@ func newBrowser(t *testing.T, origin string) *browser {
 		cancel()
 		cancelAlloc()
 	})
+	return attachTab(t, ctx, origin)
+}
+
+// newTab opens another tab in the same browser (same profile, so the same
+// sessionStorage rules as a person's second tab), closed at cleanup.
+func (b *browser) newTab() *browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	return attachTab(b.t, ctx, b.origin)
+}
+
+// attachTab sets up a tab: phone viewport, CSP observer, and the recorders
+// of requests and page problems.
+func attachTab(t *testing.T, ctx context.Context, origin string) *browser {
+	t.Helper()
 	b := &browser{t: t, ctx: ctx, origin: origin}
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
 				return err
@@ -275,7 +293,7 @@ func TestBrowserMobileMoneyPaidLive(t *testing.T) {
 	link := s.hostedCheckout(map[string]any{"success_url": success, "cancel_url": s.URL + "/__test/merchant/cart"})
 
 	b.run(15*time.Second, chromedp.Navigate(link))
-	if got := b.text("#total"); got != "USD 12.50" {
+	if got := b.text("#total"); got != "12.50 USD" {
 		t.Fatalf("total %q", got)
 	}
 	b.screenshot("checkout-form.png")
@@ -294,11 +312,18 @@ func TestBrowserMobileMoneyPaidLive(t *testing.T) {
 	if n := s.proxy.count("status"); n != 1 {
 		t.Errorf("page read the status endpoint %d times; want exactly 1 (confirming the realtime final status)", n)
 	}
-	if got := b.text("#result-detail"); got != "Thank you! USD 12.50 was paid to Sandbox merchant." {
+	if got := b.text("#result-detail"); got != "Thank you! 12.50 USD was paid to Sandbox merchant." {
 		t.Errorf("result %q", got)
 	}
 	if got := b.text("#redirect-note"); !strings.Contains(got, "Taking you back to Sandbox merchant") {
 		t.Errorf("redirect note %q", got)
+	}
+	// Announced through the live region, and focused.
+	if got := b.text("#live"); !strings.HasPrefix(got, "Paid. Thank you! 12.50 USD was paid to Sandbox merchant. Taking you back") {
+		t.Errorf("live region %q", got)
+	}
+	if id, _ := eval[string](b, `document.activeElement.id`); id != "result-title" {
+		t.Errorf("focus on #%s, want #result-title", id)
 	}
 	b.screenshot("checkout-paid.png")
 	b.checkClean()
@@ -318,7 +343,10 @@ func TestBrowserWaitingForApproval(t *testing.T) {
 	b.payByPhone("231771234502")
 	b.waitFor(10*time.Second, "the approval prompt",
 		`document.getElementById("progress-title").textContent === "Waiting for approval on your phone" && document.getElementById("checkout").dataset.status === "PROCESSING"`)
-	if got := b.text("#progress-detail"); !strings.Contains(got, "USD 12.50") {
+	if id, _ := eval[string](b, `document.activeElement.id`); id != "progress-title" {
+		t.Errorf("after Pay the focus is on #%s, want #progress-title", id)
+	}
+	if got := b.text("#progress-detail"); !strings.Contains(got, "12.50 USD") {
 		t.Errorf("detail %q", got)
 	}
 	b.screenshot("checkout-waiting.png")
@@ -329,8 +357,10 @@ func TestBrowserWaitingForApproval(t *testing.T) {
 	b.run(15*time.Second, chromedp.Reload())
 	b.waitState(10*time.Second, "watching")
 	b.waitFor(10*time.Second, "the resubscription", `document.getElementById("checkout").dataset.realtime === "subscribed"`)
+	// This tab's own payment: resumed as it was, not shown as another tab's.
+	b.waitFor(10*time.Second, "the resumed approval prompt", `document.getElementById("progress-title").textContent === "Waiting for approval on your phone"`)
 	d := b.dataset()
-	if d["referenceId"] != ref || b.text("#progress-title") != "Waiting for approval on your phone" {
+	if d["referenceId"] != ref || d["elsewhere"] != "false" {
 		t.Fatalf("after reload: %v, title %q", d, b.text("#progress-title"))
 	}
 	if n := s.proxy.count("key"); n != 1 {
@@ -370,21 +400,61 @@ func TestBrowserMobileMoneyFailureShowsReason(t *testing.T) {
 	}
 }
 
-func TestBrowserFailureReturnsToCancelURL(t *testing.T) {
+// A failure never sends the payer away: the page offers "Try again" and a
+// separate link back to the merchant's cancel_url, and waits for a choice.
+func TestBrowserFailureLetsThePayerChoose(t *testing.T) {
 	s := startServer(t, serverOptions{})
+	// A short redirect delay, so that "no redirect" is checked well past it.
+	const redirectMs = 300
+	shorten := func(html string) string {
+		return strings.Replace(html, `data-redirect-ms="4000"`, fmt.Sprintf(`data-redirect-ms="%d"`, redirectMs), 1)
+	}
+	s.proxy.rewrite.Store(&shorten)
 	b := newBrowser(t, s.URL)
 	cancelURL := s.URL + "/__test/merchant/cart"
 	s.proxy.extra.HandleFunc("/__test/merchant/cart", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "<!doctype html><title>Cart</title><h1>Your cart</h1>")
 	})
-	b.run(15*time.Second, chromedp.Navigate(s.hostedCheckout(map[string]any{"cancel_url": cancelURL})))
+	link := s.hostedCheckout(map[string]any{"cancel_url": cancelURL})
+	b.run(15*time.Second, chromedp.Navigate(link))
+	if d := b.dataset(); d["redirectMs"] != fmt.Sprint(redirectMs) {
+		t.Fatalf("redirect delay not shortened: %v", d)
+	}
 	b.payByPhone("231771234503") // unregistered number: fails in the execute response
 	b.waitState(10*time.Second, "failed")
 	if got := b.text("#result-title") + ": " + b.text("#result-detail"); got != "Payment failed: Invalid account: the mobile money number is not registered" {
 		t.Errorf("result %q", got)
 	}
+	// The final state is announced and focused.
+	b.waitFor(5*time.Second, "the focus on the result heading", `document.activeElement && document.activeElement.id === "result-title"`)
+	if got := b.text("#live"); !strings.HasPrefix(got, "Payment failed. Invalid account") {
+		t.Errorf("live region %q", got)
+	}
+	// Both ways on are offered; nothing counts down.
+	visible := `(function (id) { var el = document.getElementById(id); return !!el && !el.hidden && el.getClientRects().length > 0; })`
+	for _, id := range []string{"retry-button", "return-link"} {
+		if ok, _ := eval[bool](b, visible+`("`+id+`")`); !ok {
+			t.Errorf("#%s is not shown", id)
+		}
+	}
+	if ok, _ := eval[bool](b, visible+`("redirect-note")`); ok {
+		t.Errorf("a redirect note is shown: %q", b.text("#redirect-note"))
+	}
+	if href, _ := eval[string](b, `document.getElementById("return-link").href`); href != cancelURL || b.text("#return-link") != "Return to Sandbox merchant" {
+		t.Errorf("return link %q %q", href, b.text("#return-link"))
+	}
+	// Still on the failed screen at five times the redirect delay.
+	b.run(5*time.Second, chromedp.Evaluate[chromedp.Void](`window.__failedSeenAt = performance.now()`))
+	b.waitFor(10*time.Second, "five redirect delays to pass",
+		fmt.Sprintf(`performance.now() - window.__failedSeenAt > %d`, 5*redirectMs))
+	if got, _ := eval[string](b, `location.href`); got != link || b.dataset()["state"] != "failed" {
+		t.Fatalf("the page left the failed screen on its own: %s %v", got, b.dataset())
+	}
 	b.checkClean()
-	b.waitFor(15*time.Second, "the redirect to cancel_url", fmt.Sprintf(`location.href === %q`, cancelURL))
+
+	// The payer chooses to go back.
+	b.run(10*time.Second, chromedp.Click("#return-link"))
+	b.waitFor(15*time.Second, "the merchant's cart", fmt.Sprintf(`location.href === %q`, cancelURL))
 }
 
 func TestBrowserPollingWhenRealtimeIsCut(t *testing.T) {
@@ -441,7 +511,7 @@ func TestBrowserCardThreeDSecure(t *testing.T) {
 	for _, tt := range []struct {
 		name, button, state, detail, shot string
 	}{
-		{"approve", "#challenge-approve", "paid", "Paid: Thank you! USD 12.50 was paid to Sandbox merchant.", "checkout-paid-card.png"},
+		{"approve", "#challenge-approve", "paid", "Paid: Thank you! 12.50 USD was paid to Sandbox merchant.", "checkout-paid-card.png"},
 		{"fail", "#challenge-fail", "failed", "Payment failed: 3-D Secure authentication failed", "checkout-failed-3ds.png"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -599,3 +669,380 @@ supabase
   });
 </script>
 </body></html>`
+
+// cssColor parses a computed "rgb(r, g, b)" or "rgba(r, g, b, a)" colour.
+func cssColor(t *testing.T, s string) [3]float64 {
+	t.Helper()
+	var c [3]float64
+	inner := strings.TrimSuffix(s[strings.IndexByte(s, '(')+1:], ")")
+	parts := strings.Split(inner, ",")
+	if len(parts) < 3 {
+		t.Fatalf("colour %q", s)
+	}
+	for i := range c {
+		if _, err := fmt.Sscan(strings.TrimSpace(parts[i]), &c[i]); err != nil {
+			t.Fatalf("colour %q: %v", s, err)
+		}
+	}
+	return c
+}
+
+// contrastRatio is WCAG 2's contrast ratio of two opaque colours.
+func contrastRatio(a, b [3]float64) float64 {
+	lum := func(c [3]float64) float64 {
+		var l [3]float64
+		for i, v := range c {
+			v /= 255
+			if v <= 0.03928 {
+				l[i] = v / 12.92
+			} else {
+				l[i] = math.Pow((v+0.055)/1.055, 2.4)
+			}
+		}
+		return 0.2126*l[0] + 0.7152*l[1] + 0.0722*l[2]
+	}
+	la, lb := lum(a), lum(b)
+	if la < lb {
+		la, lb = lb, la
+	}
+	return (la + 0.05) / (lb + 0.05)
+}
+
+// fieldState is how a form field presents itself to assistive technology.
+type fieldState struct {
+	Invalid     string `json:"invalid"`
+	DescribedBy string `json:"describedBy"`
+	Focused     bool   `json:"focused"`
+}
+
+func (b *browser) field(id string) fieldState {
+	b.t.Helper()
+	f, err := eval[fieldState](b, fmt.Sprintf(`(function (el) {
+		return {invalid: el.getAttribute("aria-invalid") || "", describedBy: el.getAttribute("aria-describedby") || "",
+			focused: document.activeElement === el};
+	})(document.getElementById(%q))`, id))
+	if err != nil {
+		b.t.Fatalf("field %s: %v", id, err)
+	}
+	return f
+}
+
+// TestBrowserAccessibility checks what a screen-reader or keyboard user
+// relies on: one h1, a live region present from the start whose text
+// changes in place, invalid fields marked, described and focused, the focus
+// on the status heading after Pay, and field borders that can be seen.
+func TestBrowserAccessibility(t *testing.T) {
+	s := startServer(t, serverOptions{sandboxLongDelay: time.Minute})
+	b := newBrowser(t, s.URL)
+	b.run(15*time.Second, chromedp.Navigate(s.hostedCheckout(nil)))
+	b.waitState(10*time.Second, "form")
+
+	type pageFacts struct {
+		H1           []string `json:"h1"`
+		Live         string   `json:"live"`
+		LiveText     string   `json:"liveText"`
+		LiveRendered bool     `json:"liveRendered"`
+		Border       string   `json:"border"`
+		SelectBorder string   `json:"selectBorder"`
+		Background   string   `json:"background"`
+		PanelBg      string   `json:"panelBg"`
+	}
+	facts, err := eval[pageFacts](b, `(function () {
+		var live = document.getElementById("live");
+		window.__live = live;
+		var css = function (id, p) { return getComputedStyle(document.getElementById(id))[p]; };
+		return {
+			h1: Array.prototype.map.call(document.querySelectorAll("h1"), function (h) { return h.textContent.trim(); }),
+			live: live ? live.getAttribute("role") + " " + live.getAttribute("aria-live") : "",
+			liveText: live ? live.textContent : "?",
+			liveRendered: !!live && !live.closest("[hidden]") && getComputedStyle(live).display !== "none" && getComputedStyle(live).visibility !== "hidden",
+			border: css("phone", "borderTopColor"),
+			selectBorder: css("network", "borderTopColor"),
+			background: css("phone", "backgroundColor"),
+			panelBg: css("pay-panel", "backgroundColor")
+		};
+	})()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(facts.H1) != 1 || facts.H1[0] != "Pay Sandbox merchant" {
+		t.Errorf("h1 elements %q, want one", facts.H1)
+	}
+	if facts.Live != "status polite" || facts.LiveText != "" || !facts.LiveRendered {
+		t.Errorf("live region at load: %+v", facts)
+	}
+	for _, border := range []string{facts.Border, facts.SelectBorder} {
+		for _, bg := range []string{facts.Background, facts.PanelBg} {
+			if r := contrastRatio(cssColor(t, border), cssColor(t, bg)); r < 3 {
+				t.Errorf("field border %s on %s: contrast %.2f:1, want at least 3:1 (WCAG 1.4.11)", border, bg, r)
+			}
+		}
+	}
+
+	// An empty number, checked in the page.
+	b.run(10*time.Second, chromedp.Click("#pay-button"))
+	b.waitFor(5*time.Second, "the empty-number error", `document.getElementById("pay-error").textContent === "Enter your mobile money number."`)
+	if f := b.field("phone"); f != (fieldState{"true", "pay-error", true}) {
+		t.Errorf("phone after an empty submit: %+v", f)
+	}
+
+	// A number the server refuses (422 with its field): the focus goes back
+	// from the Pay button to the phone.
+	b.run(10*time.Second, chromedp.SendKeys("#phone", "12"))
+	if f := b.field("phone"); f.Invalid != "" {
+		t.Errorf("typing did not clear aria-invalid: %+v", f)
+	}
+	b.run(10*time.Second, chromedp.Click("#pay-button"))
+	b.waitFor(10*time.Second, "the server's phone error",
+		`document.getElementById("pay-error").textContent === "Enter your mobile money number with its country code, e.g. 231 77 123 4567."`)
+	if f := b.field("phone"); f != (fieldState{"true", "pay-error", true}) {
+		t.Errorf("phone after a 422: %+v", f)
+	}
+
+	// A network of another country: the network is the invalid field.
+	b.run(10*time.Second,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("phone").value = ""`),
+		chromedp.SendKeys("#phone", "231771234502"),
+		chromedp.SetValue("#network", "AIRTEL_RWA"),
+		chromedp.Click("#pay-button"))
+	b.waitFor(10*time.Second, "the network error", `document.getElementById("pay-error").textContent === "This network does not serve +231 numbers."`)
+	if f := b.field("network"); f != (fieldState{"true", "pay-error", true}) {
+		t.Errorf("network after a 422: %+v", f)
+	}
+	if f := b.field("phone"); f.Invalid != "" || f.DescribedBy != "" {
+		t.Errorf("phone still marked invalid: %+v", f)
+	}
+
+	// Pay: the focus moves to the status heading, and the status is written
+	// into the live region that was there from the start.
+	b.run(10*time.Second, chromedp.SetValue("#network", ""), chromedp.Click("#pay-button"))
+	b.waitFor(10*time.Second, "the approval prompt in the live region",
+		`document.getElementById("live").textContent.indexOf("Waiting for approval on your phone.") === 0`)
+	b.waitFor(5*time.Second, "the focus on the status heading", `document.activeElement.id === "progress-title"`)
+	if same, _ := eval[bool](b, `document.getElementById("live") === window.__live`); !same {
+		t.Error("the live region was replaced, not updated in place")
+	}
+	if f := b.field("network"); f.Invalid != "" {
+		t.Errorf("network still marked invalid: %+v", f)
+	}
+	b.checkClean()
+}
+
+// TestBrowserLongTextWraps: a merchant name, note, item name and URLs that
+// are one long word each never widen the page on a 360 px phone.
+func TestBrowserLongTextWraps(t *testing.T) {
+	s := startServer(t, serverOptions{})
+	longName := "Sandbox" + strings.Repeat("M", 300)
+	rename := func(html string) string { return strings.ReplaceAll(html, "Sandbox merchant", longName) }
+	s.proxy.rewrite.Store(&rename)
+	b := newBrowser(t, s.URL)
+	b.run(10*time.Second, chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulatePortrait))
+	link := s.hostedCheckout(map[string]any{
+		"note":       "See https://shop.example/" + strings.Repeat("W", 1900),
+		"cancel_url": s.URL + "/__test/merchant/" + strings.Repeat("c", 500),
+		"items": []map[string]any{
+			{"name": "https://example.com/" + strings.Repeat("x", 600), "currency": "USD", "amount": 12345678.5},
+			{"name": strings.Repeat("Jollof", 100), "currency": "USD", "amount": 4},
+		},
+	})
+	b.run(15*time.Second, chromedp.Navigate(link))
+	b.waitState(10*time.Second, "form")
+	if got := b.text(".merchant-name"); !strings.Contains(got, longName) {
+		t.Fatalf("merchant name not replaced: %q", got)
+	}
+	fits := func(when string) {
+		t.Helper()
+		type layout struct {
+			ScrollWidth int      `json:"scrollWidth"`
+			Width       int      `json:"width"`
+			Wide        []string `json:"wide"`
+			Badge       float64  `json:"badge"`
+		}
+		l, err := eval[layout](b, `(function () {
+			var wide = [];
+			Array.prototype.forEach.call(document.querySelectorAll("main *"), function (el) {
+				var r = el.getBoundingClientRect();
+				if (r.width > 0 && r.right > innerWidth + 0.5) wide.push(el.tagName + (el.id ? "#" + el.id : "") + "." + el.className + " " + Math.round(r.right));
+			});
+			var badge = document.querySelector(".badge");
+			return {scrollWidth: document.documentElement.scrollWidth, width: innerWidth, wide: wide.slice(0, 10),
+				badge: badge ? badge.getBoundingClientRect().width : 0};
+		})()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Width != 360 || l.ScrollWidth > l.Width || len(l.Wide) > 0 {
+			t.Errorf("%s: page %d px wide in a %d px viewport; too wide: %q", when, l.ScrollWidth, l.Width, l.Wide)
+		}
+		if l.Badge < 50 {
+			t.Errorf("%s: the sandbox badge was squeezed to %.0f px", when, l.Badge)
+		}
+	}
+	fits("form")
+	b.payByPhone("231771234503") // fails at once: the failed screen names the merchant
+	b.waitState(10*time.Second, "failed")
+	fits("failed screen")
+	b.run(10*time.Second, chromedp.Click("#retry-button"))
+	b.waitState(5*time.Second, "form")
+	fits("retry form")
+	b.checkClean()
+}
+
+// TestBrowserSecondTab: tabs opened on one link never take over each
+// other's payment silently, and a tab that learns the source is paid shows
+// the paid screen.
+func TestBrowserSecondTab(t *testing.T) {
+	s := startServer(t, serverOptions{})
+	a := newBrowser(t, s.URL)
+	bt := a.newTab()
+	c := a.newTab()
+	link := s.hostedCheckout(nil)
+	for _, tab := range []*browser{a, bt, c} {
+		tab.run(15*time.Second, chromedp.Navigate(link))
+		tab.waitState(10*time.Second, "form")
+	}
+
+	// Tab A pays by a card that asks for 3-D Secure.
+	a.run(10*time.Second,
+		chromedp.Click(`input[name=method][value=CARD]`),
+		chromedp.WaitVisible("#card-fields"),
+		chromedp.Click(`input[value=pm_card_threeDSecureRequired]`),
+		chromedp.Click("#pay-button"))
+	a.waitState(10*time.Second, "challenge")
+	refA := a.dataset()["referenceId"]
+
+	// Tab B chose mobile money: it is told a payment is in progress, and is
+	// not thrown into A's card challenge.
+	bt.payByPhone("231771234567")
+	bt.waitFor(10*time.Second, "the payment-in-progress notice",
+		`document.getElementById("checkout").dataset.elsewhere === "true" && document.getElementById("progress-title").textContent === "A payment for this invoice is already in progress"`)
+	d := bt.dataset()
+	if d["state"] != "watching" || d["referenceId"] != refA {
+		t.Fatalf("tab B: %v", d)
+	}
+	if got := bt.text("#progress-detail"); !strings.HasPrefix(got, "A card payment waits for 3-D Secure confirmation in another tab or window.") {
+		t.Errorf("tab B detail %q", got)
+	}
+	if hidden, _ := eval[bool](bt, `document.getElementById("challenge-panel").hidden && !document.getElementById("continue-here").hidden`); !hidden {
+		t.Error("tab B shows the challenge, or no way to continue the card payment there")
+	}
+	if id, _ := eval[string](bt, `document.activeElement.id`); id != "progress-title" {
+		t.Errorf("tab B focus on #%s", id)
+	}
+
+	// A fails the challenge: B, which only watched, gets its form back.
+	a.run(10*time.Second, chromedp.Click("#challenge-fail"))
+	a.waitState(20*time.Second, "failed")
+	bt.waitState(20*time.Second, "form")
+	if got := bt.text("#last-failure"); got != "The payment started in another tab or window failed: 3-D Secure authentication failed. You can pay now." {
+		t.Errorf("tab B notice %q", got)
+	}
+	if id, _ := eval[string](bt, `document.activeElement.id`); id != "last-failure" {
+		t.Errorf("tab B focus on #%s", id)
+	}
+
+	// B pays its own way now.
+	bt.run(10*time.Second, chromedp.Click("#pay-button")) // the number is still in the field
+	bt.waitState(20*time.Second, "paid")
+	if d := bt.dataset(); d["elsewhere"] != "false" || d["referenceId"] == refA {
+		t.Errorf("tab B paid %v", d)
+	}
+
+	// Tab C, opened before any of this, taps Pay: the paid screen, not a form error.
+	c.payByPhone("231771234567")
+	c.waitState(10*time.Second, "paid")
+	if got := c.text("#result-title") + ": " + c.text("#result-detail"); got != "Paid: This invoice has been paid. Thank you!" {
+		t.Errorf("tab C shows %q", got)
+	}
+	if got := c.text("#pay-error"); got != "" {
+		t.Errorf("tab C form error %q", got)
+	}
+	if id, _ := eval[string](c, `document.activeElement.id`); id != "result-title" {
+		t.Errorf("tab C focus on #%s", id)
+	}
+
+	// A tab loaded while another tab's card payment waits for 3-D Secure
+	// shows it as such; the payer may take it over (the other tab may be
+	// closed), and both tabs see it paid.
+	link2 := s.hostedCheckout(nil)
+	a.run(15*time.Second, chromedp.Navigate(link2))
+	a.waitState(10*time.Second, "form")
+	a.run(10*time.Second,
+		chromedp.Click(`input[name=method][value=CARD]`),
+		chromedp.WaitVisible("#card-fields"),
+		chromedp.Click(`input[value=pm_card_threeDSecureRequired]`),
+		chromedp.Click("#pay-button"))
+	a.waitState(10*time.Second, "challenge")
+	bt.run(15*time.Second, chromedp.Navigate(link2))
+	bt.waitFor(10*time.Second, "the payment-in-progress notice on load",
+		`document.getElementById("checkout").dataset.elsewhere === "true" && !document.getElementById("continue-here").hidden`)
+	bt.run(10*time.Second, chromedp.Click("#continue-here"))
+	bt.waitState(5*time.Second, "challenge")
+	if id, _ := eval[string](bt, `document.activeElement.id`); id != "challenge-title" {
+		t.Errorf("tab B focus on #%s after taking over", id)
+	}
+	bt.run(10*time.Second, chromedp.Click("#challenge-approve"))
+	bt.waitState(20*time.Second, "paid")
+	a.waitState(20*time.Second, "paid")
+
+	for _, tab := range []*browser{a, bt, c} {
+		tab.checkClean()
+	}
+}
+
+// TestBrowserWithoutJavaScript: the form posts (the phone never reaches the
+// URL) to a page that says JavaScript is required; a payment in flight
+// shows no endless spinner but a way to reload.
+func TestBrowserWithoutJavaScript(t *testing.T) {
+	s := startServer(t, serverOptions{sandboxLongDelay: time.Minute})
+	b := newBrowser(t, s.URL)
+	b.run(10*time.Second, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+	link := s.hostedCheckout(nil)
+	b.run(15*time.Second, chromedp.Navigate(link))
+	visible := func(sel string) bool {
+		ok, _ := eval[bool](b, fmt.Sprintf(`(function (el) { return !!el && el.getClientRects().length > 0; })(document.querySelector(%q))`, sel))
+		return ok
+	}
+	if ran, _ := eval[string](b, `document.getElementById("checkout").dataset.state + " " + document.documentElement.className`); ran != "form no-js" {
+		t.Fatalf("scripts ran: %q", ran)
+	}
+	if !visible("#nojs-pay") || !strings.HasPrefix(b.text("#nojs-pay"), "JavaScript is required to pay.") {
+		t.Errorf("no visible <noscript> notice: %q", b.text("#nojs-pay"))
+	}
+	b.run(10*time.Second, chromedp.SendKeys("#phone", "231771234567"), chromedp.Click("#pay-button"))
+	b.waitFor(10*time.Second, "the JavaScript-required page", `!!document.getElementById("error-title") && document.getElementById("error-title").textContent === "JavaScript is required to pay"`)
+	if got, _ := eval[string](b, `location.href`); got != link {
+		t.Errorf("after submitting, the URL is %s, want %s (no phone number in it)", got, link)
+	}
+	if href, _ := eval[string](b, `document.getElementById("error-link").href`); href != link {
+		t.Errorf("way back %q", href)
+	}
+	if n := s.proxy.count("pay"); n != 0 {
+		t.Errorf("%d pay requests without JavaScript", n)
+	}
+
+	// A payment in flight (started by another tab): no spinner, a reload link.
+	resp, err := http.Post(link+"/pay", "application/json", strings.NewReader(`{"method":"MOBILE_MONEY","phone":"231771234502"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pay: %d", resp.StatusCode)
+	}
+	b.run(15*time.Second, chromedp.Navigate(link))
+	b.waitFor(10*time.Second, "the watching page", `document.getElementById("checkout").dataset.state === "watching"`)
+	if visible(".spinner") || visible(".steps") {
+		t.Error("a spinner or progress steps are shown without JavaScript")
+	}
+	if got := b.text("#progress-title"); got != "A payment for this invoice is in progress" {
+		t.Errorf("title %q", got)
+	}
+	if !visible("#nojs-watch a") || !strings.HasPrefix(b.text("#nojs-watch"), "JavaScript is required to follow this payment live.") {
+		t.Errorf("no reload notice: %q", b.text("#nojs-watch"))
+	}
+	b.checkClean()
+}

@@ -72,7 +72,7 @@ type Config struct {
 	RealtimeFallback time.Duration // poll after this long without a final status; default 30 s
 	PollInterval     time.Duration // first poll interval; default 2 s, growing to PollMax
 	PollMax          time.Duration // default 5 s
-	RedirectDelay    time.Duration // time on the final screen before success_url/cancel_url; default 4 s
+	RedirectDelay    time.Duration // time on the paid screen before success_url (a failure never redirects); default 4 s
 }
 
 //go:embed templates/*.html
@@ -125,7 +125,7 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.RedirectDelay, DefaultRedirectDelay)
 
 	tmpl, err := template.New("").Funcs(template.FuncMap{
-		"money": func(a dollr.Amount, currency string) string { return currency + " " + a.String() },
+		"money": formatMoney,
 	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("checkout: templates: %w", err)
@@ -149,6 +149,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.mux.HandleFunc("GET "+Prefix+"/assets/{name}", h.serveAsset)
 	h.mux.HandleFunc("GET "+Prefix+"/{token}", h.servePage)
+	h.mux.HandleFunc("POST "+Prefix+"/{token}", h.serveNoScript)
 	h.mux.HandleFunc("POST "+Prefix+"/{token}/pay", h.servePay)
 	h.mux.HandleFunc("GET "+Prefix+"/{token}/status/{reference_id}", h.serveStatus)
 	h.mux.HandleFunc("POST "+Prefix+"/{token}/key/{reference_id}", h.serveKey)

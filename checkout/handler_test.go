@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -189,7 +190,7 @@ func TestPageShowsTheCheckout(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
-	for _, want := range []string{"Kofi&#39;s Kitchen", "Jollof rice", "USD 8.50", "Ginger beer", "USD 12.50", "Lunch order #42", `data-state="form"`, "Sandbox"} {
+	for _, want := range []string{"Kofi&#39;s Kitchen", "Jollof rice", "8.50 USD", "Ginger beer", "12.50 USD", "Lunch order #42", `data-state="form"`, "Sandbox"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -211,6 +212,19 @@ func TestPageShowsTheCheckout(t *testing.T) {
 	}
 	if regexp.MustCompile(`(src|href)="(https?:)?//`).MatchString(body) {
 		t.Error("page references another origin")
+	}
+	// Without JavaScript: a notice, and a form that posts to the page (so the
+	// phone number never lands in the URL). One h1; one live region.
+	for _, want := range []string{`<noscript><p id="nojs-pay" class="notice">JavaScript is required to pay.`,
+		`<form id="pay-form" method="post" action="/checkout/` + tok + `" novalidate>`,
+		`<div id="live" class="visually-hidden" role="status" aria-live="polite" aria-atomic="true"></div>`,
+		`<html lang="en" class="no-js">`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if n := strings.Count(body, "<h1"); n != 1 {
+		t.Errorf("%d h1 elements", n)
 	}
 	for _, asset := range []string{"realtime.js", "checkout.js", "checkout.css"} {
 		r, b := e.get("/checkout/assets/" + asset)
@@ -454,5 +468,108 @@ func TestConcurrentPaysStartOnePayment(t *testing.T) {
 	e.checkout.payMu.Unlock()
 	if left != 0 {
 		t.Errorf("%d pay locks left behind", left)
+	}
+}
+
+// The pay form sent without JavaScript reaches the page's POST, which reads
+// nothing, starts nothing and explains.
+func TestPayFormWithoutJavaScript(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	resp, err := http.PostForm(e.srv.URL+"/checkout/"+tok, url.Values{"method": {"MOBILE_MONEY"}, "phone": {"231771234567"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("status %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{"<h1 id=\"error-title\">JavaScript is required to pay</h1>", "Nothing was sent and nothing was charged.",
+		`<a id="error-link" class="secondary" href="/checkout/` + tok + `">Back to the checkout</a>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "231771234567") {
+		t.Error("the page repeats the phone number")
+	}
+	if resp.Header.Get("Content-Security-Policy") == "" {
+		t.Error("no CSP")
+	}
+	if _, err := e.store.LatestExecutionForSource(context.Background(), 1, 1); !dollr.IsNotFound(err) {
+		t.Errorf("the form post started a payment: %v", err)
+	}
+	resp, err = http.PostForm(e.srv.URL+"/checkout/hct_"+strings.Repeat("0", 48), url.Values{"phone": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown link: %d", resp.StatusCode)
+	}
+}
+
+// Messages name the source's own kind, and amounts follow the currency.
+func TestWordingFollowsTheSource(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(map[string]any{"source_kind": "ORDER", "currency": "RWF",
+		"items": []map[string]any{{"name": "Isombe", "currency": "RWF", "amount": 12000}, {"name": "Fanta", "currency": "RWF", "amount": 500}}})
+	_, body := e.get("/checkout/" + tok)
+	for _, want := range []string{`<p class="total" id="total">12,500 RWF</p>`, "12,000 RWF", "500 RWF", "Pay 12,500 RWF",
+		`data-kind="order"`, `data-currency="RWF"`, `data-currency-digits="0"`, `aria-label="Order summary"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	// Pay by card, let the sandbox finish, then pay again: 409 names the order.
+	var pay PayResponse
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "CARD", "payment_method_id": "pm_card_visa"}, http.StatusOK, &pay)
+	for i := 0; ; i++ {
+		var st Status
+		e.do("GET", "/checkout/"+tok+"/status/"+pay.ReferenceID, nil, http.StatusOK, &st)
+		if st.Status == dollr.StatusCompleted {
+			break
+		}
+		if i == 5 || st.Status.Terminal() {
+			t.Fatalf("card payment: %+v", st)
+		}
+		e.clock.Add(time.Minute)
+		e.runJobs()
+	}
+	var d detail
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "CARD", "payment_method_id": "pm_card_visa"}, http.StatusConflict, &d)
+	if d.Detail != "This order is already paid." {
+		t.Errorf("409 detail %q", d.Detail)
+	}
+	if got := canceledPage(&dollr.Source{Type: dollr.SourceOrder}).Message; !strings.HasPrefix(got, "The merchant canceled this order,") {
+		t.Errorf("canceled message %q", got)
+	}
+	if got := canceledPage(&dollr.Source{Type: dollr.SourceInvoice}).Message; !strings.HasPrefix(got, "The merchant canceled this invoice,") {
+		t.Errorf("canceled message %q", got)
+	}
+}
+
+// A 422 names the field it is about, so the page can mark it.
+func TestPayErrorsNameTheField(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	for _, tt := range []struct {
+		body  map[string]string
+		field string
+		msg   string
+	}{
+		{map[string]string{"method": "MOBILE_MONEY", "phone": "12"}, "phone", "Enter your mobile money number with its country code, e.g. 231 77 123 4567."},
+		{map[string]string{"method": "MOBILE_MONEY", "phone": "14155550123"}, "phone", "Mobile money is available for Liberian (+231) and Rwandan (+250) numbers."},
+		{map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567", "network": "AIRTEL_RWA"}, "network", "This network does not serve +231 numbers."},
+		{map[string]string{"method": "CARD"}, "payment_method_id", "Choose a card."},
+		{map[string]string{"method": "CHEQUE"}, "method", "Choose mobile money or card."},
+	} {
+		var got errorBody
+		e.do("POST", "/checkout/"+tok+"/pay", tt.body, http.StatusUnprocessableEntity, &got)
+		if got.Field != tt.field || got.Detail != tt.msg {
+			t.Errorf("%v: %+v, want field %q detail %q", tt.body, got, tt.field, tt.msg)
+		}
 	}
 }

@@ -27,7 +27,8 @@ type pageData struct {
 	Merchant     string
 	Source       *dollr.Source
 	Kind         string // "Invoice" or "Order"
-	KindLower    string
+	KindLower    string // "invoice" or "order", for sentences
+	PageURL      string // this page's path, the no-JavaScript form's action
 	Initial      string // the merchant's first letter, for the logo mark
 	Items        []dollr.Item
 	State        string
@@ -47,6 +48,7 @@ type pageData struct {
 // are forbidden by the CSP).
 type pageSettings struct {
 	Token           string
+	CurrencyDigits  int // the source currency's minor-unit digits, for checkout.js's amounts
 	FallbackMillis  int64
 	PollMillis      int64
 	PollMaxMillis   int64
@@ -112,8 +114,10 @@ var (
 )
 
 type errorPage struct {
-	Title   string
-	Message string
+	Title    string
+	Message  string
+	LinkURL  string // optional way on, e.g. back to the checkout
+	LinkText string
 }
 
 var (
@@ -125,11 +129,49 @@ var (
 		Title:   "This checkout link has expired",
 		Message: "The payment window for this link has closed. Ask the merchant for a new payment link.",
 	}
-	errCanceledPage = errorPage{
-		Title:   "This payment was canceled",
-		Message: "The merchant canceled this invoice, so it can no longer be paid. Contact the merchant if you believe this is a mistake.",
-	}
 )
+
+// canceledPage is the page for a canceled source, named by its own kind.
+func canceledPage(src *dollr.Source) errorPage {
+	return errorPage{
+		Title:   "This payment was canceled",
+		Message: "The merchant canceled this " + kindOf(src) + ", so it can no longer be paid. Contact the merchant if you believe this is a mistake.",
+	}
+}
+
+// kindOf names a source in sentences: "invoice" or "order".
+func kindOf(src *dollr.Source) string {
+	if src.Type == dollr.SourceOrder {
+		return "order"
+	}
+	return "invoice"
+}
+
+// noScriptPage answers the pay form when it is sent without JavaScript: the
+// form posts here (so the phone number never lands in the URL), nothing is
+// read and nothing is charged.
+func noScriptPage(src *dollr.Source) errorPage {
+	return errorPage{
+		Title: "JavaScript is required to pay",
+		Message: "This checkout needs JavaScript to take your payment and show its progress. Nothing was sent and nothing was charged. " +
+			"Turn on JavaScript in your browser, or open the payment link in another browser, then pay again.",
+		LinkURL:  pagePath(src),
+		LinkText: "Back to the checkout",
+	}
+}
+
+// pagePath is the path of src's hosted page.
+func pagePath(src *dollr.Source) string { return Prefix + "/" + src.HostedToken }
+
+// serveNoScript answers POST /checkout/<token>: the pay form submitted by a
+// browser that runs no JavaScript.
+func (h *Handler) serveNoScript(w http.ResponseWriter, r *http.Request) {
+	src, ok := h.sourceForPage(w, r)
+	if !ok {
+		return
+	}
+	h.renderError(w, r, http.StatusOK, noScriptPage(src))
+}
 
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -156,7 +198,7 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 			d.ReferenceID = latest.ReferenceID
 		}
 	case src.Status == dollr.SourceCanceled:
-		h.renderError(w, r, http.StatusGone, errCanceledPage)
+		h.renderError(w, r, http.StatusGone, canceledPage(src))
 		return
 	case latest != nil && !latest.Status.Terminal():
 		// A payment is in flight (another tab, or a reload): follow it even
@@ -176,15 +218,13 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) pageData(m *dollr.Merchant, src *dollr.Source) pageData {
-	kind := "Invoice"
-	if src.Type == dollr.SourceOrder {
-		kind = "Order"
-	}
+	kind := kindOf(src)
 	d := pageData{
 		Merchant:     m.Name,
 		Source:       src,
-		Kind:         kind,
-		KindLower:    strings.ToLower(kind),
+		Kind:         strings.ToUpper(kind[:1]) + kind[1:],
+		KindLower:    kind,
+		PageURL:      pagePath(src),
 		Initial:      initial(m.Name),
 		Items:        src.Items,
 		SuccessURL:   safeRedirect(src.SuccessURL),
@@ -194,6 +234,7 @@ func (h *Handler) pageData(m *dollr.Merchant, src *dollr.Source) pageData {
 		AssetVersion: h.assetHash,
 		Settings: pageSettings{
 			Token:            src.HostedToken,
+			CurrencyDigits:   minorUnits(src.Currency),
 			FallbackMillis:   h.cfg.RealtimeFallback.Milliseconds(),
 			PollMillis:       h.cfg.PollInterval.Milliseconds(),
 			PollMaxMillis:    h.cfg.PollMax.Milliseconds(),
@@ -276,7 +317,7 @@ func failureReason(gatewayMessage string) string {
 	if gatewayMessage == "" {
 		return "The payment was not approved."
 	}
-	return gatewayMessage
+	return sentence(gatewayMessage)
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -38,20 +40,33 @@ type PayRequest struct {
 	ReferenceID string `json:"reference_id"`
 }
 
+// InputError is a pay request the customer can correct: a sentence the page
+// shows as is, and the form field it is about ("phone", "network",
+// "payment_method_id", "method"; "" for the request as a whole), so the page
+// can mark that field invalid and move the focus to it.
+type InputError struct {
+	Field string
+	Msg   string
+}
+
+func (e *InputError) Error() string { return e.Msg }
+
+func inputError(field, msg string) *InputError { return &InputError{Field: field, Msg: msg} }
+
 // ParsePayRequest decodes and validates a pay body. Phone numbers come back
-// normalised to digits.
+// normalised to digits. Errors are *InputError.
 func ParsePayRequest(body []byte) (PayRequest, error) {
 	var req PayRequest
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return PayRequest{}, errors.New("the request is not valid JSON")
+		return PayRequest{}, inputError("", "The request is not valid JSON.")
 	}
 	if dec.More() {
-		return PayRequest{}, errors.New("the request has trailing data")
+		return PayRequest{}, inputError("", "The request has trailing data.")
 	}
 	if req.ReferenceID != "" && !validUUIDv4(req.ReferenceID) {
-		return PayRequest{}, errors.New("reference_id must be a version-4 UUID")
+		return PayRequest{}, inputError("", "The reference_id must be a version-4 UUID.")
 	}
 	switch req.Method {
 	case PayMobileMoney:
@@ -66,21 +81,21 @@ func ParsePayRequest(body []byte) (PayRequest, error) {
 		req.PaymentMethodID = ""
 	case PayCard:
 		if !validPaymentMethodID(req.PaymentMethodID) {
-			return PayRequest{}, errors.New("choose a card")
+			return PayRequest{}, inputError("payment_method_id", "Choose a card.")
 		}
 		req.Phone, req.Network = "", ""
 	default:
-		return PayRequest{}, errors.New("choose mobile money or card")
+		return PayRequest{}, inputError("method", "Choose mobile money or card.")
 	}
 	return req, nil
 }
 
 // NormalizePhone strips what people type around a phone number ("+", spaces,
 // dashes, dots, parentheses) and checks Dollr's E.164 rule: 8 to 15 digits,
-// no leading zero.
+// no leading zero. Errors are *InputError about "phone".
 func NormalizePhone(s string) (string, error) {
 	if len(s) > 40 {
-		return "", errors.New("enter your mobile money number with its country code, e.g. 231 77 123 4567")
+		return "", errPhoneFormat
 	}
 	var b strings.Builder
 	for i, r := range s {
@@ -90,15 +105,17 @@ func NormalizePhone(s string) (string, error) {
 		case r == '+' && b.Len() == 0 && strings.TrimSpace(s[:i]) == "":
 		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
 		default:
-			return "", errors.New("a phone number has only digits")
+			return "", inputError("phone", "A phone number has only digits.")
 		}
 	}
 	p := b.String()
 	if len(p) < 8 || len(p) > 15 || p[0] == '0' {
-		return "", errors.New("enter your mobile money number with its country code, e.g. 231 77 123 4567")
+		return "", errPhoneFormat
 	}
 	return p, nil
 }
+
+var errPhoneFormat = inputError("phone", "Enter your mobile money number with its country code, e.g. 231 77 123 4567.")
 
 // countryPrefixes maps E.164 country codes to the countries with mobile money.
 var countryPrefixes = map[string]string{"231": "LR", "250": "RW"}
@@ -108,6 +125,7 @@ var defaultNetwork = map[string]string{"LR": "MTN_MOMO_LBR", "RW": "MTN_MOMO_RWA
 
 // MobileMoneyMethod returns the method and country for a normalised phone.
 // network, when set, must be a mobile-money method of the phone's country.
+// Errors are *InputError about "phone" or "network".
 func MobileMoneyMethod(phone, network string) (method, country string, err error) {
 	for prefix, c := range countryPrefixes {
 		if strings.HasPrefix(phone, prefix) {
@@ -115,17 +133,17 @@ func MobileMoneyMethod(phone, network string) (method, country string, err error
 		}
 	}
 	if country == "" {
-		return "", "", errors.New("mobile money is available for Liberian (+231) and Rwandan (+250) numbers")
+		return "", "", inputError("phone", "Mobile money is available for Liberian (+231) and Rwandan (+250) numbers.")
 	}
 	if network == "" {
 		return defaultNetwork[country], country, nil
 	}
 	c, ok := dollr.MobileMoneyMethods[network]
 	if !ok {
-		return "", "", errors.New("choose your mobile money network")
+		return "", "", inputError("network", "Choose your mobile money network.")
 	}
 	if c != country {
-		return "", "", fmt.Errorf("this network does not serve +%s numbers", phone[:3])
+		return "", "", inputError("network", fmt.Sprintf("This network does not serve +%s numbers.", phone[:3]))
 	}
 	return network, country, nil
 }
@@ -209,6 +227,13 @@ type payError struct {
 	msg    string
 }
 
+// errorBody is the JSON error: Dollr's {"detail": "..."}, plus the form
+// field a 422 is about.
+type errorBody struct {
+	Detail string `json:"detail"`
+	Field  string `json:"field,omitempty"`
+}
+
 func (e *payError) Error() string { return e.msg }
 
 func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) {
@@ -220,17 +245,17 @@ func (h *Handler) servePay(w http.ResponseWriter, r *http.Request) {
 	// JSON only: a cross-site form cannot send it, so no other site can make
 	// a visitor's browser start a payment.
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeDetail(w, http.StatusUnsupportedMediaType, "send application/json")
+		writeDetail(w, http.StatusUnsupportedMediaType, "Send application/json.")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		writeDetail(w, http.StatusRequestEntityTooLarge, "request too large")
+		writeDetail(w, http.StatusRequestEntityTooLarge, "The request is too large.")
 		return
 	}
 	req, err := ParsePayRequest(body)
 	if err != nil {
-		writeDetail(w, http.StatusUnprocessableEntity, err.Error())
+		h.writeError(w, r, err)
 		return
 	}
 	e, src, err := h.pay(ctx, src, req)
@@ -266,7 +291,7 @@ func (h *Handler) pay(ctx context.Context, src *dollr.Source, req PayRequest) (*
 		e, err := st.Execution(ctx, src.MerchantID, req.ReferenceID)
 		if err == nil {
 			if e.SourceID != src.ID {
-				return nil, nil, &payError{http.StatusUnprocessableEntity, "reference_id belongs to another payment"}
+				return nil, nil, &payError{http.StatusUnprocessableEntity, "The reference_id belongs to another payment."}
 			}
 			return e, src, nil
 		} else if !dollr.IsNotFound(err) {
@@ -283,9 +308,9 @@ func (h *Handler) pay(ctx context.Context, src *dollr.Source, req PayRequest) (*
 	}
 	switch {
 	case src.Status == dollr.SourcePaid:
-		return nil, nil, &payError{http.StatusConflict, "This invoice is already paid."}
+		return nil, nil, &payError{http.StatusConflict, "This " + kindOf(src) + " is already paid."}
 	case src.Status == dollr.SourceCanceled:
-		return nil, nil, &payError{http.StatusGone, errCanceledPage.Message}
+		return nil, nil, &payError{http.StatusGone, canceledPage(src).Message}
 	case h.expired(src):
 		return nil, nil, &payError{http.StatusGone, errExpiredPage.Message}
 	}
@@ -301,7 +326,7 @@ func (h *Handler) pay(ctx context.Context, src *dollr.Source, req PayRequest) (*
 	case PayMobileMoney:
 		method, country, err := MobileMoneyMethod(req.Phone, req.Network)
 		if err != nil {
-			return nil, nil, &payError{http.StatusUnprocessableEntity, err.Error()}
+			return nil, nil, err
 		}
 		acct.AccountName, acct.Provider, acct.Method = "Mobile money", dollr.ProviderPawapay, method
 		acct.CountryCode, acct.AccountNumber = country, req.Phone
@@ -416,7 +441,7 @@ func (h *Handler) executionForAPI(w http.ResponseWriter, r *http.Request) (*doll
 	}
 	ref := r.PathValue("reference_id")
 	if len(ref) > 64 {
-		writeDetail(w, http.StatusNotFound, "payment not found")
+		writeDetail(w, http.StatusNotFound, "Payment not found.")
 		return nil, nil, false
 	}
 	e, err := h.cfg.Store.Execution(r.Context(), src.MerchantID, ref)
@@ -425,7 +450,7 @@ func (h *Handler) executionForAPI(w http.ResponseWriter, r *http.Request) (*doll
 	}
 	if err != nil {
 		if dollr.IsNotFound(err) {
-			writeDetail(w, http.StatusNotFound, "payment not found")
+			writeDetail(w, http.StatusNotFound, "Payment not found.")
 		} else {
 			h.writeError(w, r, err)
 		}
@@ -437,20 +462,38 @@ func (h *Handler) executionForAPI(w http.ResponseWriter, r *http.Request) (*doll
 // writeError maps an error to a JSON answer. Internal details stay in the log.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *payError
+	var ie *InputError
 	var de *dollr.Error
 	switch {
 	case errors.As(err, &pe):
 		writeDetail(w, pe.status, pe.msg)
+	case errors.As(err, &ie):
+		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Detail: ie.Msg, Field: ie.Field})
 	case errors.As(err, &de) && de.Code == dollr.ENOTFOUND:
-		writeDetail(w, http.StatusNotFound, de.Message)
+		writeDetail(w, http.StatusNotFound, sentence(de.Message))
 	case errors.As(err, &de) && (de.Code == dollr.EINVALID || de.Code == dollr.ECONFLICT):
 		msg := de.Message
 		if len(de.Fields) > 0 {
 			msg = de.Fields[0].Msg
 		}
-		writeDetail(w, http.StatusUnprocessableEntity, msg)
+		writeDetail(w, http.StatusUnprocessableEntity, sentence(msg))
 	default:
 		h.log.Error("checkout: request failed", "path", r.URL.Path, "err", err)
 		writeDetail(w, http.StatusInternalServerError, "Something went wrong. Please try again.")
 	}
+}
+
+// sentence makes a message the page shows as is start with a capital letter
+// and end with a full stop.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	s = string(unicode.ToUpper(r)) + s[n:]
+	if !strings.ContainsRune(".!?", rune(s[len(s)-1])) {
+		s += "."
+	}
+	return s
 }

@@ -1,8 +1,12 @@
 package checkout
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"unicode"
+
+	"github.com/dollr/dollr"
 )
 
 func TestParsePayRequest(t *testing.T) {
@@ -11,6 +15,7 @@ func TestParsePayRequest(t *testing.T) {
 		body    string
 		want    PayRequest
 		wantErr string
+		field   string // the form field the error names
 	}{
 		{name: "mobile money with formatting", body: `{"method":"MOBILE_MONEY","phone":"+231 77-123 4567"}`,
 			want: PayRequest{Method: PayMobileMoney, Phone: "231771234567"}},
@@ -22,19 +27,19 @@ func TestParsePayRequest(t *testing.T) {
 			want: PayRequest{Method: PayCard, PaymentMethodID: "pm_card_visa", ReferenceID: "550e8400-e29b-41d4-a716-446655440000"}},
 		{name: "reference not v4", body: `{"method":"CARD","payment_method_id":"pm_card_visa","reference_id":"550e8400-e29b-11d4-a716-446655440000"}`,
 			wantErr: "version-4 UUID"},
-		{name: "no method", body: `{}`, wantErr: "choose mobile money or card"},
-		{name: "unknown method", body: `{"method":"WALLET"}`, wantErr: "choose mobile money or card"},
+		{name: "no method", body: `{}`, wantErr: "Choose mobile money or card.", field: "method"},
+		{name: "unknown method", body: `{"method":"WALLET"}`, wantErr: "Choose mobile money or card."},
 		{name: "not json", body: `method=CARD`, wantErr: "not valid JSON"},
 		{name: "unknown field", body: `{"method":"CARD","payment_method_id":"pm_card_visa","amount":1}`, wantErr: "not valid JSON"},
 		{name: "trailing data", body: `{"method":"CARD","payment_method_id":"pm_card_visa"}{}`, wantErr: "trailing data"},
-		{name: "short phone", body: `{"method":"MOBILE_MONEY","phone":"1234"}`, wantErr: "country code"},
-		{name: "leading zero", body: `{"method":"MOBILE_MONEY","phone":"0771234567"}`, wantErr: "country code"},
-		{name: "letters in phone", body: `{"method":"MOBILE_MONEY","phone":"23177abc4567"}`, wantErr: "only digits"},
-		{name: "country without mobile money", body: `{"method":"MOBILE_MONEY","phone":"14155550123"}`, wantErr: "Liberian"},
-		{name: "network of another country", body: `{"method":"MOBILE_MONEY","phone":"231771234567","network":"AIRTEL_RWA"}`, wantErr: "does not serve +231"},
-		{name: "unknown network", body: `{"method":"MOBILE_MONEY","phone":"231771234567","network":"MPESA"}`, wantErr: "network"},
-		{name: "card without id", body: `{"method":"CARD"}`, wantErr: "choose a card"},
-		{name: "card id with punctuation", body: `{"method":"CARD","payment_method_id":"pm_<script>"}`, wantErr: "choose a card"},
+		{name: "short phone", body: `{"method":"MOBILE_MONEY","phone":"1234"}`, wantErr: "country code", field: "phone"},
+		{name: "leading zero", body: `{"method":"MOBILE_MONEY","phone":"0771234567"}`, wantErr: "country code", field: "phone"},
+		{name: "letters in phone", body: `{"method":"MOBILE_MONEY","phone":"23177abc4567"}`, wantErr: "only digits", field: "phone"},
+		{name: "country without mobile money", body: `{"method":"MOBILE_MONEY","phone":"14155550123"}`, wantErr: "Liberian", field: "phone"},
+		{name: "network of another country", body: `{"method":"MOBILE_MONEY","phone":"231771234567","network":"AIRTEL_RWA"}`, wantErr: "does not serve +231", field: "network"},
+		{name: "unknown network", body: `{"method":"MOBILE_MONEY","phone":"231771234567","network":"MPESA"}`, wantErr: "network", field: "network"},
+		{name: "card without id", body: `{"method":"CARD"}`, wantErr: "Choose a card.", field: "payment_method_id"},
+		{name: "card id with punctuation", body: `{"method":"CARD","payment_method_id":"pm_<script>"}`, wantErr: "Choose a card."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,6 +47,15 @@ func TestParsePayRequest(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+				}
+				// The page shows the message as is: a sentence.
+				var ie *InputError
+				msg := err.Error()
+				if !errors.As(err, &ie) || !unicode.IsUpper([]rune(msg)[0]) || !strings.HasSuffix(msg, ".") {
+					t.Errorf("err %q (%T) is not a sentence the page can show", msg, err)
+				}
+				if tt.field != "" && (ie == nil || ie.Field != tt.field) {
+					t.Errorf("err %q is about field %v, want %q", msg, ie, tt.field)
 				}
 				return
 			}
@@ -158,4 +172,32 @@ func FuzzNormalizePhone(f *testing.F) {
 			t.Fatalf("NormalizePhone(%q) = %q", s, p)
 		}
 	})
+}
+
+func TestFormatMoney(t *testing.T) {
+	for _, tt := range moneyCases {
+		if got := formatMoney(tt.amount, tt.currency); got != tt.want {
+			t.Errorf("formatMoney(%d, %q) = %q, want %q", tt.amount, tt.currency, got, tt.want)
+		}
+	}
+}
+
+// moneyCases are shared with the test of checkout.js's formatMoney.
+var moneyCases = []struct {
+	amount   dollr.Amount // hundredths
+	currency string
+	want     string
+}{
+	{1250, "USD", "12.50 USD"},
+	{1250000, "RWF", "12,500 RWF"},
+	{1250050, "RWF", "12,500.50 RWF"}, // cents that are there are shown
+	{100, "UGX", "1 UGX"},
+	{123456789, "LRD", "1,234,567.89 LRD"},
+	{100000000, "USD", "1,000,000.00 USD"},
+	{99999999999999, "XOF", "999,999,999,999.99 XOF"},
+	{1, "USD", "0.01 USD"},
+	{0, "RWF", "0 RWF"},
+	{150, "KWD", "1.500 KWD"},
+	{123400, "JPY", "1,234 JPY"},
+	{-1250, "USD", "-12.50 USD"},
 }

@@ -6,9 +6,48 @@
  * final status, or as soon as realtime reports CHANNEL_ERROR, TIMED_OUT or
  * CLOSED. A final status seen over realtime is confirmed by one status read
  * before the page shows it ("UX hints, not the sole source of truth").
+ *
+ * Accessibility: every status change is written into one polite live region
+ * (#live) that is in the page from the start, and the focus moves to the new
+ * panel's heading after Pay and on the final screen.
  */
 (function () {
   "use strict";
+
+  // ---- amounts ---------------------------------------------------------------
+
+  function groupThousands(digits) {
+    var out = "";
+    for (var i = 0; i < digits.length; i++) {
+      if (i > 0 && (digits.length - i) % 3 === 0) out += ",";
+      out += digits.charAt(i);
+    }
+    return out;
+  }
+
+  // formatMoney writes an amount as the server's formatMoney (money.go) does:
+  // thousands grouped, as many decimals as the currency has (digits), then
+  // the code: "12,500 RWF", "1,234.50 USD". Cents that are there are shown
+  // even for a currency without a minor unit.
+  function formatMoney(amount, currency, digits) {
+    var n = Number(amount);
+    if (amount === null || amount === undefined || amount === "" || !isFinite(n)) {
+      return (String(amount === undefined || amount === null ? "" : amount) + " " + (currency || "")).trim();
+    }
+    var cents = Math.round(Math.abs(n) * 100);
+    var s = groupThousands(String(Math.floor(cents / 100)));
+    var c = cents % 100;
+    var cc = (c < 10 ? "0" : "") + c;
+    if (digits === 3) s += "." + cc + "0";
+    else if (digits !== 0 || c !== 0) s += "." + cc;
+    return ((n < 0 && cents > 0 ? "-" : "") + s + " " + (currency || "")).trim();
+  }
+
+  window.DollrCheckout = { formatMoney: formatMoney };
+
+  // The page is styled for "no JavaScript" until this runs (no spinner).
+  var docEl = document.documentElement;
+  docEl.className = docEl.className.replace(/\bno-js\b/, "js");
 
   var root = document.getElementById("checkout");
   if (!root) return;
@@ -25,6 +64,7 @@
     redirectMs: num(ds.redirectMs, 4000)
   };
   var merchant = ds.merchant || "the merchant";
+  var kind = ds.kind || "invoice";
   var successURL = ds.successUrl || "";
   var cancelURL = ds.cancelUrl || "";
   var totalText = ($("total") && $("total").textContent) || "";
@@ -33,10 +73,14 @@
   var TABLE = "checkout_payment_intent_public_status";
   var RANK = { PENDING: 0, PROCESSING: 1, COMPLETED: 2, FAILED: 2 };
   var PANELS = ["pay-panel", "challenge-panel", "progress-panel", "result-panel"];
+  var HEADINGS = { "challenge-panel": "challenge-title", "progress-panel": "progress-title", "result-panel": "result-title" };
 
   var attemptRef = uuidv4(); // reused if the pay response is lost, so a retry is the same payment
+  var lostAttempt = null;    // the body (without reference_id) whose response was lost
   var watch = null;          // the payment being followed
   var redirectTimer = null;
+  var shown = null;          // the visible panel
+  var announced = "";
 
   // ---- helpers -------------------------------------------------------------
 
@@ -61,6 +105,7 @@
         if (!resp.ok) {
           var err = new Error(typeof data.detail === "string" ? data.detail : "Something went wrong (" + resp.status + "). Please try again.");
           err.status = resp.status;
+          err.field = typeof data.field === "string" ? data.field : "";
           err.retryAfter = parseFloat(resp.headers.get("Retry-After"));
           throw err;
         }
@@ -69,8 +114,36 @@
     });
   }
 
+  function money(amount, currency) {
+    currency = currency || ds.currency || "";
+    return formatMoney(amount, currency, currency === ds.currency ? num(ds.currencyDigits, 2) : 2);
+  }
+
+  // show makes one panel visible; it reports whether that changed anything.
   function show(panel) {
     PANELS.forEach(function (id) { var el = $(id); if (el) el.hidden = id !== panel; });
+    var changed = shown !== panel;
+    shown = panel;
+    return changed;
+  }
+
+  // focusOn moves the keyboard and screen-reader focus to an element (a
+  // heading with tabindex="-1", or a notice) once it is visible.
+  function focusOn(id) {
+    var el = $(id);
+    if (el && !el.hidden && !el.closest("[hidden]")) el.focus();
+  }
+
+  function focusPanel() {
+    if (shown && HEADINGS[shown]) focusOn(HEADINGS[shown]);
+  }
+
+  // announce writes msg into the live region that has been in the page since
+  // it loaded, so assistive technology reads every status change.
+  function announce(msg) {
+    if (!msg || msg === announced) return;
+    announced = msg;
+    text("live", msg);
   }
 
   function setState(s) { ds.state = s; }
@@ -87,11 +160,42 @@
     });
   }
 
+  // joined reads title and detail as sentences: "Paid. Thank you!".
+  function joined(title, detail) {
+    if (!detail) return title;
+    return title + (/[.…!?]$/.test(title) ? " " : ". ") + detail;
+  }
+
+  // sentence ends a gateway message with a full stop, to put text after it.
+  function sentence(s) {
+    s = String(s || "").trim();
+    return s && !/[.…!?]$/.test(s) ? s + "." : s;
+  }
+
+  function progress(title, detail) {
+    text("progress-title", title);
+    text("progress-detail", detail);
+    announce(joined(title, detail));
+  }
+
   function connection(msg) { text("connection", msg); }
+
+  // This tab's own payment survives a reload (sessionStorage is per tab), so
+  // a reload resumes it as before, while another tab's payment is shown as
+  // such.
+  var storeKey = "dollr-checkout:" + ds.token;
+  function remember(ref) {
+    try { window.sessionStorage.setItem(storeKey, ref); } catch (e) { /* storage off: nothing to remember */ }
+  }
+  function remembered() {
+    try { return window.sessionStorage.getItem(storeKey) || ""; } catch (e) { return ""; }
+  }
 
   // ---- the pay form --------------------------------------------------------
 
   var form = $("pay-form");
+  var FIELDS = { phone: "phone", network: "network" };
+
   function chosenMethod() {
     var m = form && form.querySelector("input[name=method]:checked");
     return m ? m.value : "MOBILE_MONEY";
@@ -101,21 +205,37 @@
     $("momo-fields").hidden = card;
     $("card-fields").hidden = !card;
   }
-  function payError(msg) {
-    var el = $("pay-error");
-    el.textContent = msg;
-    el.hidden = !msg;
+  function markInvalid(el, invalid) {
+    if (!el) return;
+    if (invalid) {
+      el.setAttribute("aria-invalid", "true");
+      el.setAttribute("aria-describedby", "pay-error");
+    } else {
+      el.removeAttribute("aria-invalid");
+      el.removeAttribute("aria-describedby");
+    }
+  }
+  // payError shows msg under the form; field names the input it is about,
+  // which is marked invalid, described by the message, and focused.
+  function payError(msg, field) {
+    text("pay-error", msg);
+    Object.keys(FIELDS).forEach(function (f) { markInvalid($(FIELDS[f]), msg && f === field); });
+    if (msg && FIELDS[field] && !$(FIELDS[field]).closest("[hidden]")) $(FIELDS[field]).focus();
   }
 
   if (form) {
     Array.prototype.forEach.call(form.querySelectorAll("input[name=method]"), function (el) {
-      el.addEventListener("change", syncMethod);
+      el.addEventListener("change", function () { payError(""); syncMethod(); });
+    });
+    Object.keys(FIELDS).forEach(function (f) {
+      var el = $(FIELDS[f]);
+      if (el) el.addEventListener("input", function () { markInvalid(el, false); });
     });
     syncMethod();
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
       payError("");
-      var body = { method: chosenMethod(), reference_id: attemptRef };
+      var body = { method: chosenMethod() };
       if (body.method === "CARD") {
         var pm = form.querySelector("input[name=payment_method_id]:checked");
         if (!pm) { payError("Choose a card."); return; }
@@ -123,34 +243,54 @@
       } else {
         body.phone = $("phone").value.trim();
         body.network = $("network").value;
-        if (!body.phone) { payError("Enter your mobile money number."); $("phone").focus(); return; }
+        if (!body.phone) { payError("Enter your mobile money number.", "phone"); return; }
       }
+      // After a lost response the same details reuse the reference_id (the
+      // same payment); changed details are a new attempt.
+      var key = JSON.stringify(body);
+      if (lostAttempt !== null && lostAttempt !== key) attemptRef = uuidv4();
+      lostAttempt = null;
+      body.reference_id = attemptRef;
       var button = $("pay-button");
       var label = button.textContent;
       button.disabled = true;
       button.textContent = "Starting payment…";
       setState("paying");
+      announce("Starting payment…");
       api("POST", base + "/pay", body).then(function (resp) {
         button.disabled = false;
         button.textContent = label;
-        startWatching(resp.reference_id, resp, resp.realtime);
+        // The server returns the payment already in flight, if there is one:
+        // another tab's. Say so rather than take it over.
+        var elsewhere = resp.reference_id !== body.reference_id;
+        if (!elsewhere) remember(resp.reference_id);
+        startWatching(resp.reference_id, resp, resp.realtime, elsewhere);
+        if (watch && !watch.done) focusPanel();
       }, function (err) {
         button.disabled = false;
         button.textContent = label;
+        if (err.status === 409) {
+          // Paid in the meantime (another tab): show it, not a form error.
+          showAlreadyPaid();
+          return;
+        }
         setState("form");
         if (err instanceof TypeError) {
-          // The response was lost: the payment may exist. Paying again reuses attemptRef.
+          // The response was lost: the payment may exist. Paying again with
+          // the same details reuses attemptRef.
+          lostAttempt = key;
           payError("We could not reach the server. Check your connection and tap Pay again; you will not be charged twice.");
         } else {
-          payError(err.message);
+          payError(err.message, err.field);
         }
+        announce($("pay-error").textContent);
       });
     });
   }
 
   // ---- following a payment -------------------------------------------------
 
-  function startWatching(ref, first, realtime) {
+  function startWatching(ref, first, realtime, elsewhere) {
     stopWatching();
     watch = {
       ref: ref,
@@ -165,15 +305,21 @@
       fallbackTimer: null,
       subscribedOnce: false,
       challengeAnswered: false,
+      elsewhere: !!elsewhere, // started by another tab: shown, not taken over
       clientSecret: (first && first.client_secret) || "",
       done: false
     };
     ds.referenceId = ref;
+    ds.elsewhere = elsewhere ? "true" : "false";
     ds.polling = "false";
     ds.realtime = "connecting";
     text("reference", "Reference " + ref);
     setState("watching");
     show("progress-panel");
+    if (elsewhere) {
+      progress("A payment for this " + kind + " is already in progress",
+        "It was started in another tab or window. This page shows its result when it ends.");
+    }
     if (first && first.status) apply(first, "pay");
     if (watch.done) return;
     // The guide's window: realtime first, polling if nothing final within 30 s.
@@ -290,28 +436,33 @@
       return;
     }
     if (row.client_secret) w.clientSecret = row.client_secret;
-    if (row.requires_action && !w.challengeAnswered) {
+    var needsChallenge = row.requires_action && !w.challengeAnswered;
+    if (needsChallenge && !w.elsewhere) {
       showChallenge();
       return;
     }
     setState("watching");
     show("progress-panel");
+    $("continue-here").hidden = !needsChallenge;
     var waitingForPhone = !isCard(row) && (row.status === "PENDING" ||
       (awaitingApproval !== "" && row.gateway_message === awaitingApproval));
-    if (waitingForPhone) {
-      text("progress-title", "Waiting for approval on your phone");
-      text("progress-detail", "We sent a request for " + totalText + " to your phone. Approve it there to pay " + merchant + ".");
-      setSteps(0);
+    setSteps(waitingForPhone || row.status === "PENDING" || needsChallenge ? 0 : 1);
+    if (w.elsewhere) {
+      var what = isCard(row) ? "A card payment" : "A mobile money payment";
+      var where = needsChallenge ? " waits for 3-D Secure confirmation in another tab or window."
+        : waitingForPhone ? " started in another tab or window is waiting for approval on the phone."
+        : " started in another tab or window is being processed.";
+      progress("A payment for this " + kind + " is already in progress",
+        what + where + " This page shows its result when it ends; nothing more will be charged.");
+    } else if (waitingForPhone) {
+      progress("Waiting for approval on your phone",
+        "We sent a request for " + totalText + " to your phone. Approve it there to pay " + merchant + ".");
     } else if (row.status === "PENDING") {
-      text("progress-title", "Contacting your bank…");
-      text("progress-detail", "Hold on while your card is checked.");
-      setSteps(0);
+      progress("Contacting your bank…", "Hold on while your card is checked.");
     } else {
-      text("progress-title", "Processing your payment");
-      text("progress-detail", isCard(row)
+      progress("Processing your payment", isCard(row)
         ? "Your card was approved; we are confirming the payment."
         : "Approved on your phone. The network is confirming the payment; this can take a few minutes.");
-      setSteps(1);
     }
   }
 
@@ -329,65 +480,100 @@
     if (w.done) return;
     stopWatching();
     ds.status = row.status;
+    $("continue-here").hidden = true;
+    var reason = row.gateway_message || "The payment was not approved.";
+    if (row.status !== "COMPLETED" && w.elsewhere) {
+      // Another tab's payment failed: this tab may pay now, its own way.
+      watch = null;
+      attemptRef = uuidv4();
+      showForm("The payment started in another tab or window failed: " + sentence(reason) + " You can pay now.");
+      return;
+    }
     show("result-panel");
     var icon = $("result-icon");
     var retry = $("retry-button");
-    var back = $("return-link");
     if (row.status === "COMPLETED") {
       setState("paid");
       icon.className = "result-icon ok";
       text("result-title", "Paid");
-      text("result-detail", "Thank you! " + (row.payer_currency || "") + " " + formatAmount(row.payer_amount) + " was paid to " + merchant + ".");
+      text("result-detail", "Thank you! " + money(row.payer_amount, row.payer_currency) + " was paid to " + merchant + ".");
       setSteps(3);
       retry.hidden = true;
+      returnLink(successURL);
       leaveTo(successURL);
     } else {
+      // No automatic redirect after a failure: the payer chooses between
+      // trying again and going back to the merchant (cancel_url).
       setState("failed");
       icon.className = "result-icon fail";
-      var reason = row.gateway_message || "The payment was not approved.";
       text("result-title", "Payment failed");
       text("result-detail", reason);
       retry.hidden = false;
-      leaveTo(cancelURL);
+      returnLink(cancelURL);
+      $("redirect-note").hidden = true;
     }
+    announce(joined($("result-title").textContent, $("result-detail").textContent +
+      ($("redirect-note").hidden ? "" : " " + $("redirect-note").textContent)));
+    focusOn("result-title");
   }
 
-  function formatAmount(a) {
-    var n = Number(a);
-    return isNaN(n) ? String(a) : n.toFixed(2);
+  // showAlreadyPaid is the paid screen for a tab that learns from /pay that
+  // the source was paid elsewhere.
+  function showAlreadyPaid() {
+    stopWatching();
+    watch = null;
+    setState("paid");
+    show("result-panel");
+    $("result-icon").className = "result-icon ok";
+    $("retry-button").hidden = true;
+    text("result-title", "Paid");
+    text("result-detail", "This " + kind + " has been paid. Thank you!");
+    setSteps(3);
+    returnLink(successURL);
+    announce(joined("Paid", $("result-detail").textContent));
+    focusOn("result-title");
+  }
+
+  function returnLink(url) {
+    var back = $("return-link");
+    if (url) back.href = url; else back.removeAttribute("href");
+    back.hidden = !url;
   }
 
   // leaveTo sends the customer back to the merchant after a short pause on
-  // the final screen; "Try again" cancels it.
+  // the paid screen.
   function leaveTo(url) {
-    var back = $("return-link");
     var note = $("redirect-note");
     clearTimeout(redirectTimer);
-    if (!url) { back.hidden = true; note.hidden = true; return; }
-    back.href = url;
-    back.hidden = false;
+    if (!url) { note.hidden = true; return; }
     note.hidden = false;
     note.textContent = "Taking you back to " + merchant + " in " + Math.ceil(cfg.redirectMs / 1000) + " s…";
     redirectTimer = setTimeout(function () { window.location.assign(url); }, cfg.redirectMs);
   }
 
+  function showForm(notice) {
+    clearTimeout(redirectTimer);
+    $("redirect-note").hidden = true;
+    var lf = $("last-failure");
+    if (lf && notice) {
+      lf.textContent = notice;
+      lf.hidden = false;
+    }
+    setState("form");
+    show("pay-panel");
+    if (notice) announce(notice);
+    focusOn("last-failure");
+  }
+
   var retryButton = $("retry-button");
   if (retryButton) {
     retryButton.addEventListener("click", function () {
-      clearTimeout(redirectTimer);
       var last = watch && watch.last;
       stopWatching();
       watch = null;
       // A deliberate retry is a new session and a new reference_id (dollr-api.md §8).
       attemptRef = uuidv4();
-      $("redirect-note").hidden = true;
-      var lf = $("last-failure");
-      if (lf && last) {
-        lf.textContent = "Your last attempt failed: " + (last.gateway_message || "the payment was not approved.") + " You can try again.";
-        lf.hidden = false;
-      }
-      setState("form");
-      show("pay-panel");
+      showForm(last ? "Your last attempt failed: " + sentence(last.gateway_message || "The payment was not approved.") + " You can try again." : "");
     });
   }
 
@@ -395,19 +581,35 @@
 
   function showChallenge() {
     setState("challenge");
-    show("challenge-panel");
+    if (show("challenge-panel")) {
+      announce("Your bank asks you to confirm this card payment of " + totalText + ".");
+      focusOn("challenge-title");
+    }
+  }
+
+  // "Confirm the card payment here": the payer takes over another tab's card
+  // payment that waits for 3-D Secure (that tab may be closed).
+  if ($("continue-here")) {
+    $("continue-here").addEventListener("click", function () {
+      var w = watch;
+      if (!w || w.done) return;
+      w.elsewhere = false;
+      ds.elsewhere = "false";
+      remember(w.ref);
+      $("continue-here").hidden = true;
+      showChallenge();
+    });
   }
 
   function answerChallenge(approve) {
     var w = watch;
     if (!w) return;
     var err = $("challenge-error");
-    err.hidden = true;
+    err.textContent = "";
     $("challenge-approve").disabled = true;
     $("challenge-fail").disabled = true;
     if (!w.clientSecret) {
       err.textContent = "This payment cannot be confirmed from here. Please start again.";
-      err.hidden = false;
       return;
     }
     // The sandbox bank's endpoint, public like Stripe's 3-D Secure pages: the
@@ -416,16 +618,16 @@
       $("challenge-approve").disabled = false;
       $("challenge-fail").disabled = false;
       w.challengeAnswered = true;
+      if (w.done) return;
       setState("watching");
       show("progress-panel");
-      text("progress-title", approve ? "Confirming with your bank…" : "Cancelling…");
-      text("progress-detail", "");
+      progress(approve ? "Confirming with your bank…" : "Cancelling…", "");
+      focusOn("progress-title");
       pollOnce();
     }, function (e) {
       $("challenge-approve").disabled = false;
       $("challenge-fail").disabled = false;
       err.textContent = e.message;
-      err.hidden = false;
     });
   }
 
@@ -436,17 +638,16 @@
 
   // ---- initial state ---------------------------------------------------------
 
+  shown = PANELS.filter(function (id) { return $(id) && !$(id).hidden; })[0] || null;
   if (ds.state === "watching" && ds.referenceId) {
-    // A payment was already in flight when the page loaded (reload, second tab).
+    // A payment was already in flight when the page loaded: this tab's own
+    // (a reload), or another tab's.
     var ref = ds.referenceId;
+    var elsewhere = remembered() !== ref;
     api("GET", base + "/status/" + encodeURIComponent(ref)).then(function (row) {
-      startWatching(ref, row, null);
+      startWatching(ref, row, null, elsewhere);
     }, function () {
-      startWatching(ref, null, null);
+      startWatching(ref, null, null, elsewhere);
     });
-  } else if (ds.state === "paid" && successURL) {
-    var back = $("return-link");
-    back.href = successURL;
-    back.hidden = false;
   }
 })();
