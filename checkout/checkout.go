@@ -94,6 +94,7 @@ type Handler struct {
 	// click cannot start two collections for one invoice.
 	payMu    sync.Mutex
 	payLocks map[int64]*sourceLock
+	attempts attempts // new payments per source (attempts.go)
 }
 
 // New returns the checkout handler, to be mounted at Prefix + "/".

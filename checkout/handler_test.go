@@ -573,3 +573,62 @@ func TestPayErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+// TestPayAttemptsBounded: anyone with the link can press Pay, and each new
+// payment may prompt a phone, so a source takes at most maxAttempts new
+// payments per window; a retried request is not a new attempt.
+func TestPayAttemptsBounded(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	var last PayResponse
+	for i := range maxAttempts {
+		// 03: the sandbox's unregistered number fails at once, so the
+		// source is free for the next attempt.
+		e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503"}, http.StatusOK, &last)
+		if last.Status.Status != dollr.StatusFailed {
+			t.Fatalf("attempt %d: %+v", i, last)
+		}
+	}
+	// Retrying the last request (lost response) is not a new attempt.
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503", "reference_id": last.ReferenceID}, http.StatusOK, nil)
+	var refused errorBody
+	h := e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567"}, http.StatusTooManyRequests, &refused)
+	secs, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil || secs <= 0 || secs > int(attemptWindow/time.Second) {
+		t.Fatalf("Retry-After %q, want seconds within the window", h.Get("Retry-After"))
+	}
+	if refused.Detail != "Too many payment attempts for this invoice. Try again in 10 minutes." {
+		t.Fatalf("detail %q", refused.Detail)
+	}
+	// Another source is not affected.
+	e.do("POST", "/checkout/"+e.hosted(nil)+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567"}, http.StatusOK, nil)
+}
+
+func TestAttemptsWindowSlides(t *testing.T) {
+	var a attempts
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for i := range maxAttempts {
+		if _, ok := a.take(1, t0.Add(time.Duration(i)*time.Minute)); !ok {
+			t.Fatalf("attempt %d refused", i)
+		}
+	}
+	now := t0.Add(attemptWindow - 30*time.Second) // all ten still within the window
+	if wait, ok := a.take(1, now); ok || wait != 30*time.Second {
+		t.Fatalf("attempt %d: ok %v, wait %v", maxAttempts, ok, wait)
+	}
+	if _, ok := a.take(2, now); !ok {
+		t.Fatal("another source refused")
+	}
+	// The first attempt leaves the window: one more is allowed, then not.
+	if _, ok := a.take(1, t0.Add(attemptWindow)); !ok {
+		t.Fatal("refused after the oldest attempt left the window")
+	}
+	if _, ok := a.take(1, t0.Add(attemptWindow)); ok {
+		t.Fatal("allowed an eleventh attempt within the window")
+	}
+	// Long after, the source is forgotten entirely.
+	a.recent(1, t0.Add(time.Hour))
+	if _, ok := a.bySource[1]; ok {
+		t.Fatal("an idle source is still remembered")
+	}
+}

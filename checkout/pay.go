@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -223,8 +224,9 @@ func statusOf(e *dollr.Execution, src *dollr.Source) Status {
 
 // payError is a failure the customer can act on, with its HTTP status.
 type payError struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	retryAfter time.Duration // sent as Retry-After when set
 }
 
 // errorBody is the JSON error: Dollr's {"detail": "..."}, plus the form
@@ -291,7 +293,7 @@ func (h *Handler) pay(ctx context.Context, src *dollr.Source, req PayRequest) (*
 		e, err := st.Execution(ctx, src.MerchantID, req.ReferenceID)
 		if err == nil {
 			if e.SourceID != src.ID {
-				return nil, nil, &payError{http.StatusUnprocessableEntity, "The reference_id belongs to another payment."}
+				return nil, nil, &payError{status: http.StatusUnprocessableEntity, msg: "The reference_id belongs to another payment."}
 			}
 			return e, src, nil
 		} else if !dollr.IsNotFound(err) {
@@ -308,14 +310,19 @@ func (h *Handler) pay(ctx context.Context, src *dollr.Source, req PayRequest) (*
 	}
 	switch {
 	case src.Status == dollr.SourcePaid:
-		return nil, nil, &payError{http.StatusConflict, "This " + kindOf(src) + " is already paid."}
+		return nil, nil, &payError{status: http.StatusConflict, msg: "This " + kindOf(src) + " is already paid."}
 	case src.Status == dollr.SourceCanceled:
-		return nil, nil, &payError{http.StatusGone, canceledPage(src).Message}
+		return nil, nil, &payError{status: http.StatusGone, msg: canceledPage(src).Message}
 	case h.expired(src):
-		return nil, nil, &payError{http.StatusGone, errExpiredPage.Message}
+		return nil, nil, &payError{status: http.StatusGone, msg: errExpiredPage.Message}
 	}
 
 	now := h.cfg.Now()
+	if wait, ok := h.attempts.take(src.ID, now); !ok {
+		mins := int(wait.Round(time.Minute) / time.Minute)
+		return nil, nil, &payError{status: http.StatusTooManyRequests, retryAfter: wait,
+			msg: fmt.Sprintf("Too many payment attempts for this %s. Try again in %d minute%s.", kindOf(src), max(mins, 1), plural(max(mins, 1)))}
+	}
 	acct := &dollr.PaymentAccount{
 		MerchantID:    src.MerchantID,
 		PartyID:       src.PartyID,
@@ -466,6 +473,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	var de *dollr.Error
 	switch {
 	case errors.As(err, &pe):
+		if pe.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(pe.retryAfter.Round(time.Second)/time.Second)))
+		}
 		writeDetail(w, pe.status, pe.msg)
 	case errors.As(err, &ie):
 		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Detail: ie.Msg, Field: ie.Field})
