@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"reflect"
 	"strings"
@@ -59,23 +58,7 @@ type testBus struct {
 // connect opens a bus on url for installation id, closed when t ends.
 func connect(t *testing.T, url, id string, reconnectWait time.Duration) *testBus {
 	t.Helper()
-	tb := &testBus{log: &logBuffer{}, reg: prometheus.NewRegistry()}
-	b, err := Connect(testContext(t), Config{URL: url, StoreID: id, ReconnectWait: reconnectWait, PublishTimeout: 2 * time.Second,
-		StreamCheckInterval: 50 * time.Millisecond,
-		Logger:              slog.New(slog.NewTextHandler(tb.log, nil)), Registerer: tb.reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.Bus = b
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("bus %s log:\n%s", id, tb.log)
-		}
-	})
-	return tb
+	return connectWith(t, url, id, func(c *Config) { c.ReconnectWait = reconnectWait })
 }
 
 // pubSub starts a NATS server and connects a publisher and a follower of one
