@@ -40,9 +40,46 @@ func fastPolling(r *retries) WaitOptions {
 	return WaitOptions{PollInterval: 5 * time.Millisecond, MaxPollInterval: 20 * time.Millisecond, OnRetry: r.add}
 }
 
+// stopAfter ends ctx once OnRetry has seen n events, so a test waits for
+// what it asserts rather than for a fixed time.
+func stopAfter(r *retries, n int, cancel context.CancelFunc) WaitOptions {
+	opts := fastPolling(r)
+	opts.OnRetry = func(e RetryEvent) {
+		r.add(e)
+		if len(r.all()) >= n {
+			cancel()
+		}
+	}
+	return opts
+}
+
+// fakeAPI serves a token and answers the Status API's nth call (from 1) with
+// status: an API that fails on cue, which the real server cannot be made to.
+func fakeAPI(t *testing.T, status func(n int64, w http.ResponseWriter)) *Client {
+	t.Helper()
+	var polls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/v1/jwt/client/obtain/token":
+			w.Write([]byte(`{"access_token":"tok","expires_in":60}`))
+		case strings.HasPrefix(r.URL.Path, "/v1/status/collection/"):
+			status(polls.Add(1), w)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Config{BaseURL: srv.URL, ClientID: "id", ClientSecret: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestWaitForCollectionUnreachable: with nothing listening, every poll fails
 // with "connection refused"; OnRetry sees each failure numbered from 1, and
-// the error when ctx ends names both the deadline and the refused connection.
+// the error when ctx ends names both the end and the refused connection.
 func TestWaitForCollectionUnreachable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,14 +92,14 @@ func TestWaitForCollectionUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r retries
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = c.WaitForCollection(ctx, "00000000-0000-4000-8000-000000000000", fastPolling(&r))
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "connection refused") {
-		t.Fatalf("err = %v; want the deadline and the refused connection", err)
+	_, err = c.WaitForCollection(ctx, "00000000-0000-4000-8000-000000000000", stopAfter(&r, 3, cancel))
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("err = %v; want the end of ctx and the refused connection", err)
 	}
 	events := r.all()
-	if len(events) < 2 {
+	if len(events) < 3 {
 		t.Fatalf("OnRetry called %d times, want one per failed poll", len(events))
 	}
 	for i, e := range events {
@@ -75,30 +112,16 @@ func TestWaitForCollectionUnreachable(t *testing.T) {
 // TestWaitForCollectionRetryRecovers: two 503s, then the final status. OnRetry
 // reports both failures and then the recovery (nil Err, Failures 2).
 func TestWaitForCollectionRetryRecovers(t *testing.T) {
-	var polls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case r.URL.Path == "/v1/jwt/client/obtain/token":
-			w.Write([]byte(`{"access_token":"tok","expires_in":60}`))
-		case strings.HasPrefix(r.URL.Path, "/v1/status/collection/"):
-			if polls.Add(1) <= 2 {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				w.Write([]byte(`{"detail":"down for a moment"}`))
-				return
-			}
-			w.Write([]byte(`{"reference_id":"r","status":"COMPLETED","payer_amount":12.5,"payer_currency":"USD","gateway_message":"Payment completed"}`))
-		default:
-			http.NotFound(w, r)
+	c := fakeAPI(t, func(n int64, w http.ResponseWriter) {
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"detail":"down for a moment"}`))
+			return
 		}
-	}))
-	defer srv.Close()
-	c, err := New(Config{BaseURL: srv.URL, ClientID: "id", ClientSecret: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
+		w.Write([]byte(`{"reference_id":"r","status":"COMPLETED","payer_amount":12.5,"payer_currency":"USD","gateway_message":"Payment completed"}`))
+	})
 	var r retries
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := c.WaitForCollection(ctx, "r", fastPolling(&r))
 	if err != nil || res.Status != dollr.StatusCompleted {
@@ -121,29 +144,22 @@ func TestWaitForCollectionRetryRecovers(t *testing.T) {
 // TestWaitForCollectionTimeoutAfterRecovery: when the latest poll succeeded,
 // the error when ctx ends names the last status and no stale failure.
 func TestWaitForCollectionTimeoutAfterRecovery(t *testing.T) {
-	var polls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case r.URL.Path == "/v1/jwt/client/obtain/token":
-			w.Write([]byte(`{"access_token":"tok","expires_in":60}`))
-		case polls.Add(1) == 1:
-			w.WriteHeader(http.StatusBadGateway)
-		default:
-			w.Write([]byte(`{"reference_id":"r","status":"PROCESSING","payer_amount":12.5,"payer_currency":"USD"}`))
-		}
-	}))
-	defer srv.Close()
-	c, err := New(Config{BaseURL: srv.URL, ClientID: "id", ClientSecret: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r retries
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = c.WaitForCollection(ctx, "r", fastPolling(&r))
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "still PROCESSING") || strings.Contains(err.Error(), "502") {
-		t.Fatalf("err = %v; want the deadline and the last status only", err)
+	c := fakeAPI(t, func(n int64, w http.ResponseWriter) {
+		if n == 1 {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		w.Write([]byte(`{"reference_id":"r","status":"PROCESSING","payer_amount":12.5,"payer_currency":"USD"}`))
+		if n == 3 {
+			cancel() // two answers after the failure: ctx ends with the last one good
+		}
+	})
+	var r retries
+	_, err := c.WaitForCollection(ctx, "r", fastPolling(&r))
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "still PROCESSING") || strings.Contains(err.Error(), "502") {
+		t.Fatalf("err = %v; want the end of ctx and the last status only", err)
 	}
 	if events := r.all(); len(events) != 2 || events[1].Err != nil {
 		t.Fatalf("OnRetry events %+v; want one failure and the recovery", events)
