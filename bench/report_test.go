@@ -157,7 +157,6 @@ func TestProgressPlainLinesWhenNotATerminal(t *testing.T) {
 	p.set("holding", func() string { return fmt.Sprintf("sockets %d", n.Load()) })
 	w.waitFor(t, "idle: holding sockets 0\n")
 	n.Store(2) // a change within the interval: only the final line shows it
-	time.Sleep(30 * time.Millisecond)
 	p.stop()
 
 	out := w.String()
@@ -199,10 +198,10 @@ func (b *syncBuffer) waitFor(t *testing.T, suffix string) {
 }
 
 func TestProgressRedrawsOnATerminal(t *testing.T) {
-	var buf bytes.Buffer
+	var buf syncBuffer
 	p := startProgress(&buf, "checkout", true, 5*time.Millisecond, time.Hour)
 	p.set("running", func() string { return "executed 1/2" })
-	time.Sleep(30 * time.Millisecond)
+	buf.waitFor(t, "\r\x1b[Kcheckout: running executed 1/2") // redrawn in place
 	p.stop()
 	out := buf.String()
 	if !strings.Contains(out, "\r\x1b[Kcheckout: running executed 1/2") || !strings.HasSuffix(out, "\n") {
