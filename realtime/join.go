@@ -300,6 +300,14 @@ func (c *conn) join(f frame) {
 	ch.subs, ch.subErr = s.buildSubs(ch, grant)
 	s.m.channels.Inc()
 	s.joinTopic(ch)
+	// Until the connection lists it, nothing else would close the channel: if
+	// the rest of the join panics (a Snapshotter, say), close it here.
+	listed := false
+	defer func() {
+		if !listed {
+			ch.close()
+		}
+	}()
 	// Registered before the snapshot and the reply: every change committed from
 	// here on reaches the channel (held until the reply, the system message and
 	// the snapshot are out), and every change after the reply is newer than the
@@ -340,10 +348,10 @@ func (c *conn) join(f frame) {
 	c.chanMu.Lock()
 	if c.gone {
 		c.chanMu.Unlock()
-		ch.close()
-		return
+		return // closed by the deferred close
 	}
 	c.channels = append(c.channels, ch)
+	listed = true
 	c.noteExpiry(ch.exp)
 	c.chanMu.Unlock()
 }
