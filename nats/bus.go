@@ -237,10 +237,7 @@ func (b *Bus) ensureStream(ctx context.Context, missing bool) (jetstream.Stream,
 			b.log.Warn("nats: the stream is missing (NATS lost its store?); recreating it. Changes published before are lost to realtime on the servers that had not read them",
 				"stream", StreamName)
 		}
-		s, err = b.js.CreateStream(ctx, b.streamCfg)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another server created it first
-			s, err = b.js.Stream(ctx, StreamName)
-		}
+		s, err = b.createStream(ctx)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %s: %w", StreamName, err)
@@ -249,6 +246,31 @@ func (b *Bus) ensureStream(ctx context.Context, missing bool) (jetstream.Stream,
 	b.stream = s
 	b.streamMu.Unlock()
 	return s, nil
+}
+
+// createStream creates the stream, or takes the one another server created
+// first. Several servers recreating a lost stream at once can get a transient
+// server error from JetStream ("error creating store for stream"), so those
+// are retried a few times.
+func (b *Bus) createStream(ctx context.Context) (jetstream.Stream, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := b.js.CreateStream(ctx, b.streamCfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return b.js.Stream(ctx, StreamName)
+		}
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.Code < 500 || attempt == 5 {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
+		if s, err := b.js.Stream(ctx, StreamName); err == nil {
+			return s, nil // created by another server meanwhile
+		}
+	}
 }
 
 func (b *Bus) currentStream() jetstream.Stream {
@@ -588,6 +610,14 @@ func (b *Bus) follow(ctx context.Context, handle func([]dollr.Change) error) err
 		meta, err := msg.Metadata()
 		if err != nil {
 			return b.followErr(ctx, err)
+		}
+		// The ordered consumer recreates itself (consumer sequence 1 again)
+		// after losing its consumer, which deleting the stream does; it then
+		// resumes at the old stream sequence, which in a recreated stream
+		// would skip its first messages. So a first delivery is handed on
+		// only once the stream is known to be the one being read.
+		if meta.Sequence.Consumer == 1 && b.streamChanged(ctx, created) {
+			return errStreamReset
 		}
 		if r := b.nc.Stats().Reconnects; r != reconnects {
 			reconnects = r

@@ -343,3 +343,31 @@ func TestCapturingLogged(t *testing.T) {
 		t.Fatal("Publish with an ended context succeeded")
 	}
 }
+
+// TestResetSkipsNothing: after the stream is recreated the ordered consumer
+// resumes on its own at the old stream sequence; what was published to the
+// new stream below it must still be handed on, not skipped and then dropped
+// as stale once the reset is noticed.
+func TestResetSkipsNothing(t *testing.T) {
+	ns := natstest.Start(t)
+	id := uuid.NewString()
+	pub := connectWith(t, ns.URL, id, nil)
+	sub := connectWith(t, ns.URL, id, func(c *Config) { c.StreamCheckInterval = 2 * time.Second })
+	f := storetest.Follow(t, sub, 0, nil)
+	var want []uint64
+	for seq := uint64(1); seq <= 5; seq++ {
+		publish(t, pub, changeBatch(seq, 1))
+		want = append(want, seq)
+	}
+	waitSeqs(t, f, want)
+	if err := pub.js.DeleteStream(testContext(t), StreamName); err != nil {
+		t.Fatal(err)
+	}
+	other := connectWith(t, ns.URL, uuid.NewString(), nil) // recreates the stream
+	publish(t, pub, changeBatch(6, 1))                     // the new stream's first message
+	for seq := uint64(1); seq <= 10; seq++ {
+		publish(t, other, changeBatch(seq, 1)) // another installation's: past the old position
+	}
+	publish(t, pub, changeBatch(7, 1))
+	waitSeqs(t, f, append(want, 6, 7))
+}
