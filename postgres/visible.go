@@ -95,7 +95,11 @@ func waitVisible(ctx context.Context, xids []uint32, check func(context.Context,
 	deadline := time.Now().Add(maxVisibilityWait)
 	pause := 100 * time.Microsecond
 	for {
-		ok, err := check(ctx, xids)
+		// The check itself is bounded too: a pool with every connection
+		// busy must not hold delivery past the bound.
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		ok, err := check(cctx, xids)
+		cancel()
 		if ok || ctx.Err() != nil {
 			return
 		}

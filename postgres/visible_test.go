@@ -114,3 +114,31 @@ func TestHandoffWaitsForVisibility(t *testing.T) {
 		t.Fatalf("checked %v, want [7]: only transactions with changes wait", checked)
 	}
 }
+
+// TestWaitVisibleBounded: a check that never answers (every pool connection
+// busy, say) holds delivery no longer than maxVisibilityWait.
+func TestWaitVisibleBounded(t *testing.T) {
+	var logged atomic.Int32
+	log := warnFunc(func(string, ...any) { logged.Add(1) })
+	hang := func(ctx context.Context, _ []uint32) (bool, error) {
+		<-ctx.Done()
+		return false, ctx.Err()
+	}
+	done := make(chan struct{})
+	go func() {
+		waitVisible(context.Background(), []uint32{7}, hang, log)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(maxVisibilityWait + 20*time.Second):
+		t.Fatal("waitVisible still waiting on a check that never answers")
+	}
+	if logged.Load() != 1 {
+		t.Fatalf("%d warnings, want one saying it delivered anyway", logged.Load())
+	}
+}
+
+type warnFunc func(string, ...any)
+
+func (f warnFunc) Warn(msg string, args ...any) { f(msg, args...) }
