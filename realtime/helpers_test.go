@@ -286,6 +286,15 @@ func (c *client) writeRaw(op ws.OpCode, data []byte) {
 	}
 }
 
+// writeRejected writes a message the server is expected to refuse and close
+// on as soon as it has read its header: the rest of the write may then find
+// the socket closed, which is not an error here.
+func (c *client) writeRejected(op ws.OpCode, data []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = wsutil.WriteClientMessage(c.conn, op, data)
+}
+
 // next returns the next message, failing after 5s.
 func (c *client) next() msg {
 	c.t.Helper()

@@ -323,7 +323,7 @@ func TestFragmentedAndOversizedMessages(t *testing.T) {
 	if got := c.next().Raw; got != `[null,"3","phoenix","phx_reply",{"status":"ok","response":{}}]` {
 		t.Errorf("fragmented heartbeat: %s", got)
 	}
-	c.writeRaw(ws.OpText, []byte(`[null,"4","phoenix","heartbeat",{"pad":"`+strings.Repeat("x", 300)+`"}]`))
+	c.writeRejected(ws.OpText, []byte(`[null,"4","phoenix","heartbeat",{"pad":"`+strings.Repeat("x", 300)+`"}]`))
 	c.waitClosed()
 }
 
