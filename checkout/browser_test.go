@@ -283,6 +283,20 @@ func (b *browser) payByPhone(phone string) {
 	)
 }
 
+// payByCard3DS pays by the sandbox card that asks for 3-D Secure and waits
+// for the challenge.
+func (b *browser) payByCard3DS() {
+	b.t.Helper()
+	b.waitState(10*time.Second, "form")
+	b.run(10*time.Second,
+		chromedp.Click(`input[name=method][value=CARD]`),
+		chromedp.WaitVisible("#card-fields"),
+		chromedp.Click(`input[value=pm_card_threeDSecureRequired]`),
+		chromedp.Click("#pay-button"),
+	)
+	b.waitState(10*time.Second, "challenge")
+}
+
 func TestBrowserMobileMoneyPaidLive(t *testing.T) {
 	s := startServer(t, serverOptions{})
 	b := newBrowser(t, s.URL)
@@ -517,14 +531,7 @@ func TestBrowserCardThreeDSecure(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newBrowser(t, s.URL)
 			b.run(15*time.Second, chromedp.Navigate(s.hostedCheckout(map[string]any{"source_kind": "ORDER"})))
-			b.waitState(10*time.Second, "form")
-			b.run(10*time.Second,
-				chromedp.Click(`input[name=method][value=CARD]`),
-				chromedp.WaitVisible("#card-fields"),
-				chromedp.Click(`input[value=pm_card_threeDSecureRequired]`),
-				chromedp.Click("#pay-button"),
-			)
-			b.waitState(10*time.Second, "challenge")
+			b.payByCard3DS()
 			if tt.name == "approve" {
 				b.screenshot("checkout-3ds.png")
 			}
@@ -903,12 +910,7 @@ func TestBrowserSecondTab(t *testing.T) {
 	}
 
 	// Tab A pays by a card that asks for 3-D Secure.
-	a.run(10*time.Second,
-		chromedp.Click(`input[name=method][value=CARD]`),
-		chromedp.WaitVisible("#card-fields"),
-		chromedp.Click(`input[value=pm_card_threeDSecureRequired]`),
-		chromedp.Click("#pay-button"))
-	a.waitState(10*time.Second, "challenge")
+	a.payByCard3DS()
 	refA := a.dataset()["referenceId"]
 
 	// Tab B chose mobile money: it is told a payment is in progress, and is
@@ -967,12 +969,7 @@ func TestBrowserSecondTab(t *testing.T) {
 	link2 := s.hostedCheckout(nil)
 	a.run(15*time.Second, chromedp.Navigate(link2))
 	a.waitState(10*time.Second, "form")
-	a.run(10*time.Second,
-		chromedp.Click(`input[name=method][value=CARD]`),
-		chromedp.WaitVisible("#card-fields"),
-		chromedp.Click(`input[value=pm_card_threeDSecureRequired]`),
-		chromedp.Click("#pay-button"))
-	a.waitState(10*time.Second, "challenge")
+	a.payByCard3DS()
 	bt.run(15*time.Second, chromedp.Navigate(link2))
 	bt.waitFor(10*time.Second, "the payment-in-progress notice on load",
 		`document.getElementById("checkout").dataset.elsewhere === "true" && !document.getElementById("continue-here").hidden`)
