@@ -56,7 +56,7 @@ func CheckConns(sockets, extra int) error {
 	}
 	need := sockets + extra + fdReserve
 	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(need) > lim.Cur {
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(need) > uint64(lim.Cur) { // Cur is int64 on some BSDs
 		return fmt.Errorf("%d connections need about %d open files, but the limit is %d (raise it with ulimit -n)", sockets, need, lim.Cur)
 	}
 	return nil
