@@ -169,23 +169,33 @@ func (p *rtPage) waitLog(want string) []string {
 	return p.log()
 }
 
-func newRealtimePage(t *testing.T) (*rtPage, *phoenixPeer) {
+// scriptPage serves the page's static files and a page that loads only
+// script, and opens it in Chromium; mount adds handlers (a WebSocket peer).
+func scriptPage(t *testing.T, script string, mount func(*http.ServeMux)) *browser {
 	t.Helper()
-	peer := &phoenixPeer{t: t, conns: make(chan *peerConn, 8)}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/realtime/v1/websocket", peer)
+	if mount != nil {
+		mount(mux)
+	}
 	mux.Handle("/static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	mux.HandleFunc("/rt.html", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, `<!doctype html><meta charset="utf-8"><title>realtime.js</title><script src="/static/realtime.js"></script>`)
+	mux.HandleFunc("/page.html", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>%s</title><script src="/static/%s"></script>`, script, script)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	b := newBrowser(t, srv.URL)
-	b.run(10*time.Second, chromedp.Navigate(srv.URL+"/rt.html"))
+	b.run(10*time.Second, chromedp.Navigate(srv.URL+"/page.html"))
+	return b
+}
+
+func newRealtimePage(t *testing.T) (*rtPage, *phoenixPeer) {
+	t.Helper()
+	peer := &phoenixPeer{t: t, conns: make(chan *peerConn, 8)}
+	b := scriptPage(t, "realtime.js", func(mux *http.ServeMux) { mux.Handle("/realtime/v1/websocket", peer) })
 	return &rtPage{browser: b}, peer
 }
 
