@@ -1,7 +1,6 @@
 package checkout
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/dollr/dollr"
@@ -30,28 +29,22 @@ func minorUnits(currency string) int {
 // cents that are there (Dollr amounts have two decimals), never hiding money.
 // checkout.js's formatMoney does the same for the amounts it shows.
 func formatMoney(a dollr.Amount, currency string) string {
-	n := int64(a)
-	sign := ""
-	if n < 0 {
-		sign, n = "-", -n
+	// Amount.String gives [-]whole.cents; only the grouping and the
+	// currency's decimals differ.
+	digits, sign := a.String(), ""
+	if rest, ok := strings.CutPrefix(digits, "-"); ok {
+		digits, sign = rest, "-"
 	}
-	s := groupThousands(strconv.FormatInt(n/100, 10))
-	cents := n % 100
+	whole, cents, _ := strings.Cut(digits, ".")
+	s := groupThousands(whole)
 	switch d := minorUnits(currency); {
-	case d == 0 && cents == 0:
+	case d == 0 && cents == "00":
 	case d == 3:
-		s += "." + twoDigits(cents) + "0"
+		s += "." + cents + "0"
 	default:
-		s += "." + twoDigits(cents)
+		s += "." + cents
 	}
 	return strings.TrimSpace(sign + s + " " + currency)
-}
-
-func twoDigits(n int64) string {
-	if n < 10 {
-		return "0" + strconv.FormatInt(n, 10)
-	}
-	return strconv.FormatInt(n, 10)
 }
 
 // groupThousands puts a comma between groups of three digits.
