@@ -60,7 +60,7 @@ type conn struct {
 	mu       sync.Mutex // guards the fields below
 	queue    []outMsg
 	queued   int  // bytes of the frames queued or being written (Config.SendQueueBytes)
-	writing  bool // a writer has the socket (writeLoop, sendNow or closeIdle)
+	writing  bool // a writer has the socket (writeLoop or sendNow)
 	closed   bool
 	draining bool // a closing frame is queued; the writer closes the socket after it
 	corked   bool // messages queue without starting the writer (see cork)
@@ -705,32 +705,6 @@ func (c *conn) goAway(code ws.StatusCode, reason string) {
 // and closes the socket once it is written.
 func (c *conn) closeWith(body []byte) {
 	c.send(outMsg{op: ws.OpClose, data: body, last: true})
-}
-
-// idleCloseFrame is the close frame an idle socket gets: 1000, as the real
-// server (cowboy's idle_timeout) sends.
-var idleCloseFrame = func() []byte {
-	body := ws.NewCloseFrameBody(ws.StatusNormalClosure, "")
-	return append(appendHeader(nil, ws.OpClose, len(body)), body...)
-}()
-
-// closeIdle closes a socket whose client has sent nothing for IdleTimeout.
-// The socket itself is not the problem here, so it first gets a close frame,
-// best effort: only when no writer has it (nothing queued or being written, so
-// the frame cannot land inside another) and with one non-blocking write, so
-// the sweeper never waits for a socket.
-func (c *conn) closeIdle() {
-	c.mu.Lock()
-	free := !c.closed && !c.writing && !c.corked && len(c.queue) == 0
-	c.writing = c.writing || free
-	c.mu.Unlock()
-	if free {
-		tryWriteOnce(c.nc, idleCloseFrame)
-	}
-	c.kill()
-	if free {
-		c.stopWriting()
-	}
 }
 
 // kill closes the socket at once; the reader then tears the connection down.

@@ -3,6 +3,8 @@ package realtime
 import (
 	"math"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 // Every socket has three clocks: the client must send something within
@@ -65,9 +67,11 @@ func (s *Server) sweep(conns []*conn) {
 	var expired []*channel
 	for _, c := range conns {
 		if now-c.lastRead.Load() > idle {
+			// Close 1000, as the real server's idle timeout sends, through
+			// the writer like any close (a second one is not queued); a
+			// client that does not read it is cut by the write timeout below.
 			s.log.Debug("realtime: closing idle socket", "remote", c.nc.RemoteAddr().String())
-			c.closeIdle()
-			continue
+			c.goAway(ws.StatusNormalClosure, "")
 		}
 		if started := c.writeStart.Load(); started != 0 && now-started > stuck {
 			// No close frame: the socket buffer is full (that is why the write
