@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"sync/atomic"
-	"syscall"
 )
 
 // MaxConnsPerProcess bounds the sockets one tool process opens. Open files
@@ -55,9 +54,8 @@ func CheckConns(sockets, extra int) error {
 		return fmt.Errorf("%d connections exceed %d per process (open files are capped at 20,000 per process for the tool and for the server); run several tool processes against a server sized for it", sockets, MaxConnsPerProcess)
 	}
 	need := sockets + extra + fdReserve
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(need) > uint64(lim.Cur) { // Cur is int64 on some BSDs
-		return fmt.Errorf("%d connections need about %d open files, but the limit is %d (raise it with ulimit -n)", sockets, need, lim.Cur)
+	if limit, ok := openFilesLimit(); ok && uint64(need) > limit {
+		return fmt.Errorf("%d connections need about %d open files, but the limit is %d (raise it with ulimit -n)", sockets, need, limit)
 	}
 	return nil
 }
