@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/dollr/dollr"
@@ -123,7 +124,8 @@ type CollectionRequest struct {
 }
 
 // ExecutionResponse is returned by executions and by GET /v1/status/collection.
-// Nullable strings read as "".
+// Nullable strings read as "" and are written back as null (MarshalJSON), so
+// a response re-encoded has the API's shape.
 type ExecutionResponse struct {
 	ReferenceID           string                `json:"reference_id"`
 	Status                dollr.ExecutionStatus `json:"status"`
@@ -138,6 +140,24 @@ type ExecutionResponse struct {
 	// ClientSecret and RequiresAction are set for cards that need 3-D Secure.
 	ClientSecret   string `json:"client_secret"`
 	RequiresAction bool   `json:"requires_action"`
+}
+
+// MarshalJSON writes the API's nullable strings that are empty as null.
+func (e ExecutionResponse) MarshalJSON() ([]byte, error) {
+	type plain ExecutionResponse // without this method
+	nullable := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	return json.Marshal(struct {
+		plain
+		ProviderTransactionID *string `json:"provider_transaction_id"`
+		GatewayMessage        *string `json:"gateway_message"`
+		WalletMessage         *string `json:"wallet_message"`
+		ClientSecret          *string `json:"client_secret"`
+	}{plain(e), nullable(e.ProviderTransactionID), nullable(e.GatewayMessage), nullable(e.WalletMessage), nullable(e.ClientSecret)})
 }
 
 // SourceStatusResponse is PaymentSourceStatusResponse (GET /v1/status/source).

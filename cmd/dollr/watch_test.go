@@ -88,6 +88,10 @@ func TestWatchAndPay(t *testing.T) {
 		if last["event"] != "final" || exec["status"] != "FAILED" || exec["gateway_message"] == "" {
 			t.Errorf("last line %v", last)
 		}
+		// As the Status API says: no client secret for mobile money is null, not "".
+		if v, ok := exec["client_secret"]; !ok || v != nil {
+			t.Errorf("final client_secret = %#v (present %v), want null", v, ok)
+		}
 		var sawProcessing bool
 		for _, e := range events {
 			if e["event"] == "status" && e["status"] == "PROCESSING" {
