@@ -76,6 +76,9 @@ type Store interface {
 	ExecutionByID(ctx context.Context, id int64) (*Execution, error)
 	// LatestExecutionForSource returns the newest execution against a source.
 	LatestExecutionForSource(ctx context.Context, merchantID, sourceID int64) (*Execution, error)
+	// RecentExecutionTimes returns when the newest n executions against a
+	// source were created, newest first (fewer if it has fewer).
+	RecentExecutionTimes(ctx context.Context, merchantID, sourceID int64, n int) ([]time.Time, error)
 
 	// ApplyTransition applies t (see Transition). It returns the execution as
 	// it is afterwards and whether t was applied. An illegal move (CanTransition

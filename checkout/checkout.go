@@ -91,10 +91,10 @@ type Handler struct {
 	log       *slog.Logger
 
 	// payLocks serialises pay attempts per source in this process, so a double
-	// click cannot start two collections for one invoice.
+	// click cannot start two collections for one invoice. Across servers the
+	// store refuses a second one in flight (see pay).
 	payMu    sync.Mutex
 	payLocks map[int64]*sourceLock
-	attempts attempts // new payments per source (attempts.go)
 }
 
 // New returns the checkout handler, to be mounted at Prefix + "/".

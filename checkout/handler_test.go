@@ -53,6 +53,7 @@ type handlerEnv struct {
 	srv      *httptest.Server
 	clock    *clock
 	bearer   string
+	merchant *dollr.Merchant
 }
 
 const testSecret = "s3cret-for-tests"
@@ -89,11 +90,36 @@ func newHandlerEnv(t *testing.T) *handlerEnv {
 	if err := db.CreateMerchant(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	e := &handlerEnv{t: t, store: db, tokens: toks, api: a, checkout: h, srv: srv, clock: clk}
+	e := &handlerEnv{t: t, store: db, tokens: toks, api: a, checkout: h, srv: srv, clock: clk, merchant: m}
 	var tok api.ObtainTokenResponse
 	e.do("POST", "/v1/jwt/client/obtain/token", map[string]string{"client_id": m.ClientID, "client_secret": testSecret}, http.StatusOK, &tok)
 	e.bearer = tok.AccessToken
 	return e
+}
+
+// secondServer is another server in front of the same store, as in a
+// cluster: its own API and checkout handler (nothing shared in memory).
+func (e *handlerEnv) secondServer(store dollr.Store) *handlerEnv {
+	e.t.Helper()
+	if store == nil {
+		store = e.store
+	}
+	a, err := api.New(api.Config{Store: store, Tokens: e.tokens, Sandbox: &sandbox.Network{}, Now: e.clock.Now, BaseURL: "http://shop.test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	h, err := New(Config{Store: store, Tokens: e.tokens, Collector: a, Sandbox: true, Now: e.clock.Now, BaseURL: "http://shop.test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/checkout/", h)
+	mux.Handle("/", a)
+	srv := httptest.NewServer(mux)
+	e.t.Cleanup(srv.Close)
+	other := *e
+	other.api, other.checkout, other.srv = a, h, srv
+	return &other
 }
 
 // do sends a JSON request and decodes the answer, failing on another status.
@@ -579,56 +605,97 @@ func TestPayErrorsNameTheField(t *testing.T) {
 // payments per window; a retried request is not a new attempt.
 func TestPayAttemptsBounded(t *testing.T) {
 	e := newHandlerEnv(t)
+	// Two servers on one store: the bound is the store's, not a process's.
+	servers := []*handlerEnv{e, e.secondServer(nil)}
 	tok := e.hosted(nil)
 	var last PayResponse
 	for i := range maxAttempts {
+		if i > 0 {
+			e.clock.Add(time.Minute)
+		}
 		// 03: the sandbox's unregistered number fails at once, so the
 		// source is free for the next attempt.
-		e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503"}, http.StatusOK, &last)
+		servers[i%2].do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503"}, http.StatusOK, &last)
 		if last.Status.Status != dollr.StatusFailed {
 			t.Fatalf("attempt %d: %+v", i, last)
 		}
 	}
 	// Retrying the last request (lost response) is not a new attempt.
 	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503", "reference_id": last.ReferenceID}, http.StatusOK, nil)
-	var refused errorBody
-	h := e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567"}, http.StatusTooManyRequests, &refused)
-	secs, err := strconv.Atoi(h.Get("Retry-After"))
-	if err != nil || secs <= 0 || secs > int(attemptWindow/time.Second) {
-		t.Fatalf("Retry-After %q, want seconds within the window", h.Get("Retry-After"))
-	}
-	if refused.Detail != "Too many payment attempts for this invoice. Try again in 10 minutes." {
-		t.Fatalf("detail %q", refused.Detail)
+	for _, srv := range servers {
+		var refused errorBody
+		h := srv.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567"}, http.StatusTooManyRequests, &refused)
+		// The first attempt leaves the window a minute from now.
+		if h.Get("Retry-After") != "60" {
+			t.Fatalf("Retry-After %q, want 60", h.Get("Retry-After"))
+		}
+		if refused.Detail != "Too many payment attempts for this invoice. Try again in 1 minute." {
+			t.Fatalf("detail %q", refused.Detail)
+		}
 	}
 	// Another source is not affected.
-	e.do("POST", "/checkout/"+e.hosted(nil)+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567"}, http.StatusOK, nil)
+	e.do("POST", "/checkout/"+e.hosted(nil)+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503"}, http.StatusOK, nil)
+	// Once the first attempt has left the window, one more is allowed, then not.
+	e.clock.Add(time.Minute)
+	servers[1].do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503"}, http.StatusOK, nil)
+	e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234503"}, http.StatusTooManyRequests, nil)
 }
 
-func TestAttemptsWindowSlides(t *testing.T) {
-	var a attempts
+// raceStore runs before once, just before the first read of a source's
+// recent payments: after the pay handler's in-flight check, before it starts
+// its own payment.
+type raceStore struct {
+	dollr.Store
+	before func()
+	once   sync.Once
+}
+
+func (s *raceStore) RecentExecutionTimes(ctx context.Context, merchantID, sourceID int64, n int) ([]time.Time, error) {
+	s.once.Do(s.before)
+	return s.Store.RecentExecutionTimes(ctx, merchantID, sourceID, n)
+}
+
+// Two servers, two payers pressing Pay on one link at the same moment: one
+// payment starts, and both see it.
+func TestPayRaceAcrossServers(t *testing.T) {
+	e := newHandlerEnv(t)
+	tok := e.hosted(nil)
+	rs := &raceStore{Store: e.store}
+	a := e.secondServer(rs)
+	var first PayResponse
+	rs.before = func() {
+		e.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234567"}, http.StatusOK, &first)
+	}
+	var second PayResponse
+	a.do("POST", "/checkout/"+tok+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231771234568"}, http.StatusOK, &second)
+	if first.ReferenceID == "" || second.ReferenceID != first.ReferenceID {
+		t.Fatalf("second payer got %q, want the payment in flight %q", second.ReferenceID, first.ReferenceID)
+	}
+	ctx := context.Background()
+	ex, err := e.store.Execution(ctx, e.merchant.ID, first.ReferenceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, err := e.store.RecentExecutionTimes(ctx, e.merchant.ID, ex.SourceID, 10)
+	if err != nil || len(times) != 1 {
+		t.Fatalf("%d payments against the source (%v), want 1", len(times), err)
+	}
+}
+
+func TestAttemptWait(t *testing.T) {
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	var recent []time.Time // newest first, one a minute from t0
 	for i := range maxAttempts {
-		if _, ok := a.take(1, t0.Add(time.Duration(i)*time.Minute)); !ok {
+		recent = append([]time.Time{t0.Add(time.Duration(i) * time.Minute)}, recent...)
+		if _, ok := attemptWait(recent[1:], t0.Add(time.Duration(i)*time.Minute)); !ok {
 			t.Fatalf("attempt %d refused", i)
 		}
 	}
 	now := t0.Add(attemptWindow - 30*time.Second) // all ten still within the window
-	if wait, ok := a.take(1, now); ok || wait != 30*time.Second {
+	if wait, ok := attemptWait(recent, now); ok || wait != 30*time.Second {
 		t.Fatalf("attempt %d: ok %v, wait %v", maxAttempts, ok, wait)
 	}
-	if _, ok := a.take(2, now); !ok {
-		t.Fatal("another source refused")
-	}
-	// The first attempt leaves the window: one more is allowed, then not.
-	if _, ok := a.take(1, t0.Add(attemptWindow)); !ok {
+	if _, ok := attemptWait(recent, t0.Add(attemptWindow)); !ok {
 		t.Fatal("refused after the oldest attempt left the window")
-	}
-	if _, ok := a.take(1, t0.Add(attemptWindow)); ok {
-		t.Fatal("allowed an eleventh attempt within the window")
-	}
-	// Long after, the source is forgotten entirely.
-	a.recent(1, t0.Add(time.Hour))
-	if _, ok := a.bySource[1]; ok {
-		t.Fatal("an idle source is still remembered")
 	}
 }

@@ -318,7 +318,11 @@ func (h *Handler) pay(ctx context.Context, src *dollr.Source, req PayRequest) (*
 	}
 
 	now := h.cfg.Now()
-	if wait, ok := h.attempts.take(src.ID, now); !ok {
+	recent, err := st.RecentExecutionTimes(ctx, src.MerchantID, src.ID, maxAttempts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if wait, ok := attemptWait(recent, now); !ok {
 		mins := int(wait.Round(time.Minute) / time.Minute)
 		return nil, nil, &payError{status: http.StatusTooManyRequests, retryAfter: wait,
 			msg: fmt.Sprintf("Too many payment attempts for this %s. Try again in %d minute%s.", kindOf(src), max(mins, 1), plural(max(mins, 1)))}
@@ -368,6 +372,16 @@ func (h *Handler) pay(ctx context.Context, src *dollr.Source, req PayRequest) (*
 		ReferenceID:      ref,
 	})
 	if err != nil {
+		// Another server sharing the store may have started a payment since
+		// the check above (payLocks are per process; the store lets only one
+		// be in flight and refused ours): show that one, as a second tab here
+		// would see it.
+		if latest, lerr := st.LatestExecutionForSource(ctx, src.MerchantID, src.ID); lerr == nil && !latest.Status.Terminal() && latest.ReferenceID != ref {
+			if src, err = st.Source(ctx, src.MerchantID, src.ID); err != nil {
+				return nil, nil, err
+			}
+			return latest, src, nil
+		}
 		return nil, nil, err
 	}
 	h.log.Info("checkout: payment started", "source_id", src.ID, "reference_id", e.ReferenceID,

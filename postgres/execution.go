@@ -150,6 +150,25 @@ func (d *DB) LatestExecutionForSource(ctx context.Context, merchantID, sourceID 
 	return e, notFound(err, "execution", "execution")
 }
 
+// RecentExecutionTimes returns the creation times of a source's newest n
+// executions, newest first; see dollr.Store.
+func (d *DB) RecentExecutionTimes(ctx context.Context, merchantID, sourceID int64, n int) ([]time.Time, error) {
+	rows, err := d.pool.Query(ctx, "SELECT created_at FROM executions WHERE merchant_id = $1 AND source_id = $2 ORDER BY id DESC LIMIT $3",
+		merchantID, sourceID, max(n, 0))
+	if err != nil {
+		return nil, internal("recent execution times", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (time.Time, error) {
+		var t time.Time
+		err := r.Scan(&t)
+		return t.UTC(), err
+	})
+	if err != nil {
+		return nil, internal("recent execution times", err)
+	}
+	return out, nil
+}
+
 // ApplyTransition applies t under a row lock on the execution, so two
 // workers applying the same transition (a job run twice) serialise and the
 // second finds it stale.

@@ -61,6 +61,29 @@ func (db *DB) LatestExecutionForSource(ctx context.Context, merchantID, sourceID
 	return e, nil
 }
 
+// RecentExecutionTimes returns the creation times of a source's newest n
+// executions, newest first; see dollr.Store.
+func (db *DB) RecentExecutionTimes(ctx context.Context, merchantID, sourceID int64, n int) ([]time.Time, error) {
+	rows, err := db.query(ctx, `SELECT created_at FROM executions
+		WHERE source_id = ? AND merchant_id = ? ORDER BY id DESC LIMIT ?`, sourceID, merchantID, max(n, 0))
+	if err != nil {
+		return nil, internal(err)
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var created int64
+		if err := rows.Scan(&created); err != nil {
+			return nil, internal(err)
+		}
+		out = append(out, fromMicros(created))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
+}
+
 // sessionUsed is the error for a second execution on one session.
 func sessionUsed() error {
 	const msg = "session has already been used"

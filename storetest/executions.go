@@ -101,6 +101,28 @@ func testCreateExecution(t *testing.T, s dollr.Store) {
 	if got.ID != second.ID || got.ID == failed.ID {
 		t.Errorf("LatestExecutionForSource = %d, want the newer %d", got.ID, second.ID)
 	}
+
+	// Creation times, newest first, bounded by n (the hosted checkout's
+	// bound on new payments per source reads these).
+	for _, tc := range []struct {
+		merchant, source int64
+		n                int
+		want             []time.Time
+	}{
+		{m.ID, c.src.ID, 10, []time.Time{second.CreatedAt, stored.CreatedAt}},
+		{m.ID, c.src.ID, 1, []time.Time{second.CreatedAt}},
+		{m.ID, c.src.ID, 0, nil},
+		{other.ID, c.src.ID, 10, nil},
+		{m.ID, other2.ID, 10, nil},
+	} {
+		times, err := s.RecentExecutionTimes(ctx(t), tc.merchant, tc.source, tc.n)
+		if err != nil {
+			t.Fatalf("RecentExecutionTimes: %v", err)
+		}
+		if !slices.EqualFunc(times, tc.want, equalTime) {
+			t.Errorf("RecentExecutionTimes(merchant %d, source %d, %d) = %v, want %v", tc.merchant, tc.source, tc.n, times, tc.want)
+		}
+	}
 }
 
 func testCreateExecutionSourceStatus(t *testing.T, s dollr.Store) {
