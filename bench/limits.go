@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"sync/atomic"
+
+	"github.com/dollr/dollr/internal/fdlimit"
 )
 
 // MaxConnsPerProcess bounds the sockets one tool process opens. Open files
@@ -54,7 +56,7 @@ func CheckConns(sockets, extra int) error {
 		return fmt.Errorf("%d connections exceed %d per process (open files are capped at 20,000 per process for the tool and for the server); run several tool processes against a server sized for it", sockets, MaxConnsPerProcess)
 	}
 	need := sockets + extra + fdReserve
-	if limit, ok := openFilesLimit(); ok && uint64(need) > limit {
+	if limit, ok := fdlimit.Open(); ok && uint64(need) > limit {
 		return fmt.Errorf("%d connections need about %d open files, but the limit is %d (raise it with ulimit -n)", sockets, need, limit)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 // metrics are the server's Prometheus collectors, all prefixed dollr_realtime_.
 type metrics struct {
 	connections prometheus.Gauge
+	refused     prometheus.Counter
 	channels    prometheus.Gauge
 	joins       *prometheus.CounterVec
 	published   prometheus.Counter
@@ -32,6 +33,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dollr_realtime_connections", Help: "Open realtime WebSocket connections."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dollr_realtime_connections_refused_total",
+			Help: "WebSocket upgrades refused because MaxConnections sockets were open."}),
 		channels: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dollr_realtime_channels", Help: "Joined realtime channels."}),
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -55,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.joins.WithLabelValues(o)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.connections, m.channels, m.joins, m.published, m.delivered, m.lag, m.slow, m.snapshots} {
+		for _, c := range []prometheus.Collector{m.connections, m.refused, m.channels, m.joins, m.published, m.delivered, m.lag, m.slow, m.snapshots} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {

@@ -53,6 +53,12 @@ type Config struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one socket write. 0 means 10s.
 	WriteTimeout time.Duration
+	// MaxConnections bounds open sockets: past it an upgrade is refused with
+	// 429 {"error":"Too many connected users"}, as the real server refuses a
+	// tenant's connections past its limit, so a flood of sockets cannot take
+	// the descriptors that the API (and the clients' polling fallback) need.
+	// 0 means no bound.
+	MaxConnections int
 	// MaxChannels bounds channels per connection. 0 means 100.
 	MaxChannels int
 	// MaxMessageSize bounds one client message. 0 means 1 MiB.
@@ -92,6 +98,8 @@ type Server struct {
 	rv      rowView
 	gen     uint64
 	touched []*channel
+
+	admitted atomic.Int64 // sockets counted against MaxConnections, from admit until removeConn
 
 	connMu    sync.Mutex
 	conns     map[*conn]struct{}
@@ -202,8 +210,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusServiceUnavailable, "Realtime is restarting, please standby")
 		return
 	}
+	if !s.admit() {
+		s.m.refused.Inc()
+		refuse(w, http.StatusTooManyRequests, "Too many connected users")
+		return
+	}
 	nc, rw, _, err := ws.HTTPUpgrader{Timeout: s.cfg.WriteTimeout}.Upgrade(r, w)
 	if err != nil {
+		s.admitted.Add(-1)
 		if nc != nil {
 			nc.Close()
 		}
@@ -224,6 +238,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.connMu.Lock()
 	if s.closing {
 		s.connMu.Unlock()
+		s.admitted.Add(-1)
 		c.kill()
 		if ps != nil {
 			ps.release()
@@ -329,10 +344,21 @@ func (s *Server) stopPoller(gone <-chan struct{}) {
 	}
 }
 
+// admit counts one more socket against MaxConnections, if it allows one.
+func (s *Server) admit() bool {
+	n := s.admitted.Add(1)
+	if max := s.cfg.MaxConnections; max > 0 && n > int64(max) {
+		s.admitted.Add(-1)
+		return false
+	}
+	return true
+}
+
 func (s *Server) removeConn(c *conn) {
 	s.connMu.Lock()
 	delete(s.conns, c)
 	s.connMu.Unlock()
+	s.admitted.Add(-1)
 	s.m.connections.Dec()
 	s.wg.Done()
 }

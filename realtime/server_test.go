@@ -218,6 +218,59 @@ func TestUpgradeRefused(t *testing.T) {
 	}
 }
 
+// upgradeStatus sends one WebSocket upgrade request with a valid apikey and
+// returns the status and, when refused, the body.
+func upgradeStatus(t *testing.T, srv *testServer) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http"+strings.TrimPrefix(srv.url, "ws")+"?vsn=2.0.0&apikey="+anonKey(), nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return resp.StatusCode, ""
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// Past MaxConnections upgrades are refused as the real server refuses a
+// tenant's users past its limit; a closed socket frees its place.
+func TestMaxConnections(t *testing.T) {
+	srv := startServer(t, Config{MaxConnections: 2})
+	first := dial(t, srv, "2.0.0")
+	second := dial(t, srv, "2.0.0")
+	for _, c := range []*client{first, second} {
+		c.push("", c.nextRef(), "phoenix", "heartbeat", map[string]any{})
+		c.nextEvent("phx_reply")
+	}
+	code, body := upgradeStatus(t, srv)
+	if code != http.StatusTooManyRequests || strings.TrimSpace(body) != `{"error":"Too many connected users"}` {
+		t.Fatalf("third socket: %d %s, want 429 {\"error\":\"Too many connected users\"}", code, body)
+	}
+	if n := counterValue(t, srv.reg, "dollr_realtime_connections_refused_total", nil); n != 1 {
+		t.Errorf("refused counter = %v, want 1", n)
+	}
+	// The joined sockets are untouched.
+	second.push("", second.nextRef(), "phoenix", "heartbeat", map[string]any{})
+	second.nextEvent("phx_reply")
+
+	first.conn.Close()
+	// Each socket opened here is closed at once by upgradeStatus, freeing
+	// its place again, so both attempts must succeed.
+	for _, what := range []string{"a place frees once a socket closes", "a closed upgrade frees its place too"} {
+		eventually(t, what, func() bool {
+			code, _ := upgradeStatus(t, srv)
+			return code == http.StatusSwitchingProtocols
+		})
+	}
+}
+
 func TestJoinTokenErrors(t *testing.T) {
 	srv := startServer(t, Config{})
 	now := time.Now()

@@ -28,6 +28,7 @@ func TestWithoutPoller(t *testing.T) {
 		"CloseHandshake":              TestCloseHandshake,
 		"IdleSocketGetsCloseFrame":    TestIdleSocketGetsCloseFrame,
 		"TokenExpiringDuringJoin":     TestTokenExpiringDuringJoin,
+		"MaxConnections":              TestMaxConnections,
 	} {
 		t.Run(name, test)
 	}

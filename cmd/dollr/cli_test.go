@@ -162,6 +162,7 @@ func TestServeValidatesFlagsFirst(t *testing.T) {
 		{[]string{"--sandbox-long-delay", "-1m"}, "--sandbox-long-delay"},
 		{[]string{"--join-error-delay", "-1s"}, "--join-error-delay"},
 		{[]string{"--shutdown-timeout", "-1s"}, "--shutdown-timeout"},
+		{[]string{"--realtime-max-connections", "-1"}, "--realtime-max-connections"},
 		{[]string{"--public-url", "pay.example.com"}, "--public-url"},
 		{[]string{"--addr", "nonsense"}, "--addr"},
 		{[]string{"--log-format", "xml"}, "--log-format"},

@@ -22,6 +22,7 @@ import (
 	"github.com/dollr/dollr"
 	"github.com/dollr/dollr/api"
 	"github.com/dollr/dollr/checkout"
+	"github.com/dollr/dollr/internal/fdlimit"
 	"github.com/dollr/dollr/nats"
 	"github.com/dollr/dollr/realtime"
 	"github.com/dollr/dollr/sandbox"
@@ -47,6 +48,7 @@ type serveConfig struct {
 	AccessTokenTTL   time.Duration
 	RealtimeKeyTTL   time.Duration
 	JoinErrorDelay   time.Duration
+	MaxSockets       int
 	ShutdownTimeout  time.Duration
 	LogFormat        string
 	LogLevel         string
@@ -72,6 +74,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", api.DefaultAccessTokenTTL, "merchant bearer token lifetime (reported in minutes)")
 	fs.DurationVar(&c.RealtimeKeyTTL, "realtime-key-ttl", api.DefaultRealtimeKeyTTL, "realtime key lifetime (reported in seconds)")
 	fs.DurationVar(&c.JoinErrorDelay, "join-error-delay", 5*time.Second, "realtime: delay before a refused channel join is answered (slows clients that retry forever)")
+	fs.IntVar(&c.MaxSockets, "realtime-max-connections", 0, "realtime: most open sockets; past it upgrades get 429 \"Too many connected users\" (0: the open-files limit less a tenth, at least 256, kept for the API and the database)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for requests to finish")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -128,6 +131,9 @@ func (c *serveConfig) validate() error {
 		if d.v < d.least {
 			return fmt.Errorf("%s %s: %s", d.flag, d.v, d.rule)
 		}
+	}
+	if c.MaxSockets < 0 {
+		return fmt.Errorf("--realtime-max-connections %d: must not be negative (0 means from the open-files limit)", c.MaxSockets)
 	}
 	if c.PprofAddr != "" {
 		if err := checkPprofAddr(c.PprofAddr); err != nil {
@@ -400,12 +406,20 @@ func mountRealtime(ctx context.Context, wg *sync.WaitGroup, mux *http.ServeMux, 
 	if joinDelay == 0 {
 		joinDelay = -1 // the realtime server reads 0 as its 5s default
 	}
+	maxSockets := c.MaxSockets
+	if maxSockets == 0 {
+		maxSockets = socketsWithin(fdlimit.Open())
+	}
+	if maxSockets > 0 {
+		log.Info("realtime: sockets bounded", "max_connections", maxSockets)
+	}
 	rt := realtime.New(realtime.Config{
 		Secret:         tokens.RealtimeSecret(),
 		Tables:         []realtime.Table{publicStatusTable},
 		Policy:         realtime.PolicyFunc(rowPolicy),
 		Snapshot:       statusSnapshotter{store: store},
 		JoinErrorDelay: joinDelay,
+		MaxConnections: maxSockets,
 		Registerer:     reg,
 		Logger:         log.With("component", "realtime"),
 	})
@@ -475,4 +489,20 @@ func connectBus(ctx context.Context, store dollr.Store, url string, log *slog.Lo
 	host, _ := os.Hostname()
 	return nats.Connect(ctx, nats.Config{URL: url, StoreID: id, Name: "dollr serve " + host,
 		Logger: log.With("component", "nats"), Registerer: reg})
+}
+
+// socketsWithin is the default bound on realtime sockets for an open-files
+// limit: each socket holds one descriptor, and a tenth of the limit (at least
+// 256) stays free for API connections, the database and logs, so a flood of
+// sockets cannot stop the Status API that clients fall back to. 0 (no bound)
+// when the limit is unknown.
+func socketsWithin(openFiles uint64, known bool) int {
+	if !known {
+		return 0
+	}
+	reserve := max(openFiles/10, 256)
+	if openFiles <= reserve {
+		return 1
+	}
+	return int(min(openFiles-reserve, 1<<30))
 }

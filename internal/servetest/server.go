@@ -2,6 +2,7 @@ package servetest
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,9 @@ type Options struct {
 	// keep the log at level info: Start reads the listen address off the
 	// "dollr serving" line.
 	Flags []string
+	// OpenFiles, when set, is the server's limit on open descriptors (set
+	// with the shell's ulimit before it starts; Unix only).
+	OpenFiles int
 }
 
 // Server is one running `dollr serve` process.
@@ -62,9 +66,16 @@ func Start(t testing.TB, opt Options) *Server {
 	if opt.DatabaseURL != "" {
 		args = append(args, "--database-url", opt.DatabaseURL)
 	}
+	cmd := Command(t, append(args, opt.Flags...)...)
+	if opt.OpenFiles > 0 {
+		// sh sets the limit, then becomes the server: the same process.
+		script := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, opt.OpenFiles)
+		cmd.Args = append([]string{"sh", "-c", script}, cmd.Args...)
+		cmd.Path = "/bin/sh"
+	}
 	s := &Server{
 		DataDir: opt.DataDir, DatabaseURL: opt.DatabaseURL,
-		t: t, cmd: Command(t, append(args, opt.Flags...)...), exited: make(chan struct{}), output: newOutput(),
+		t: t, cmd: cmd, exited: make(chan struct{}), output: newOutput(),
 	}
 	// One writer for both streams: exec then copies them in one goroutine.
 	s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
