@@ -313,7 +313,7 @@ func (c *conn) join(f frame) {
 	// the snapshot are out), and every change after the reply is newer than the
 	// snapshot.
 	s.idx.swap(nil, ch.subs)
-	syncGen, snapshot := ch.syncNow(ch.subs)
+	syncGen, snapshot, snapErr := ch.syncNow(ch.subs)
 
 	reply := make([]byte, 0, 64+128*len(p.bindings))
 	reply = append(reply, `{"status":"ok","response":{"postgres_changes":[`...)
@@ -335,10 +335,16 @@ func (c *conn) join(f frame) {
 	if ch.pres.enabled {
 		ch.sendPresenceState()
 	}
-	if len(p.bindings) > 0 {
-		ch.sendSubscriptionStatus()
+	if snapErr != nil {
+		// The subscription is live but its current rows could not be read
+		// (the database is down, say): say so and keep reading them.
+		ch.retrySync(syncGen)
+	} else {
+		if len(p.bindings) > 0 {
+			ch.sendSubscriptionStatus()
+		}
+		ch.flush(syncGen, snapshot)
 	}
-	ch.flush(syncGen, snapshot)
 	// Only now does the connection list the channel, which makes it visible to
 	// the sweeper (expiry), a leave and teardown: whatever closes it from here
 	// on finds it in the topic map and the index to remove it from, and its

@@ -118,10 +118,10 @@ type Server struct {
 	keyMu  sync.Mutex
 	apikey map[string]*Token // verified apikeys: connections with the same key share one
 
-	// logPolicyFailure's rate limit: when it last logged (mono), and how many
-	// failures it has left out since.
-	policyLogAt         atomic.Int64
-	policyLogSuppressed atomic.Int64
+	// Errors that clients' retries repeat (a policy or snapshot failing for
+	// everyone while the database is down), logged at most once a second.
+	policyErrors   rateLimitedLog
+	snapshotErrors rateLimitedLog
 }
 
 // New returns a server for cfg.
@@ -285,16 +285,25 @@ func (s *Server) verifyAPIKey(raw string) (*Token, error) {
 func (s *Server) tokenHash(raw string) uint64 { return maphash.String(s.seed, raw) }
 
 // logPolicyFailure logs a Policy error other than a *JoinError (the policy
-// failed rather than refused), at most once a second with the number left
-// out: clients retry joins and refreshes in a loop, and a policy that fails
-// for everyone (its database down) would otherwise flood the log.
+// failed rather than refused): clients retry joins and refreshes in a loop.
 func (s *Server) logPolicyFailure(topic string, err error) {
-	now, last := s.mono(), s.policyLogAt.Load()
-	if last != 0 && now-last < int64(time.Second) || !s.policyLogAt.CompareAndSwap(last, now) {
-		s.policyLogSuppressed.Add(1)
+	s.policyErrors.log(s, "realtime: policy failed", "topic", topic, "err", err)
+}
+
+// rateLimitedLog logs an error at most once a second, with the number of
+// occurrences it left out since the last line.
+type rateLimitedLog struct {
+	at         atomic.Int64 // when it last logged (Server.mono)
+	suppressed atomic.Int64
+}
+
+func (l *rateLimitedLog) log(s *Server, msg string, args ...any) {
+	now, last := s.mono(), l.at.Load()
+	if last != 0 && now-last < int64(time.Second) || !l.at.CompareAndSwap(last, now) {
+		l.suppressed.Add(1)
 		return
 	}
-	s.log.Error("realtime: policy failed", "topic", topic, "err", err, "suppressed", s.policyLogSuppressed.Swap(0))
+	s.log.Error(msg, append(args, "suppressed", l.suppressed.Swap(0))...)
 }
 
 func refuse(w http.ResponseWriter, code int, msg string) {

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -126,21 +127,19 @@ func (ch *channel) startSync(subs []*sub) {
 		ch.flush(gen, nil)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ch.s.cfg.SnapshotTimeout)
+	ctx, cancel := context.WithCancel(context.Background())
 	ch.cancel = cancel
 	ch.mu.Unlock()
-	go func() {
-		defer cancel()
-		ch.flush(gen, ch.readSnapshots(ctx, groups))
-	}()
+	go ch.syncUntilRead(ctx, cancel, gen, groups, false)
 }
 
 // syncNow reads the subscriptions' snapshot before the caller answers a join,
 // so whatever commits after the client sees SUBSCRIBED is newer than the
 // snapshot and arrives as an event of its own rather than folded into it.
 // The caller sends the snapshot with flush(gen, snapshot) once the reply and
-// the system message are out; live changes stay held until then.
-func (ch *channel) syncNow(subs []*sub) (gen uint64, snapshot []outMsg) {
+// the system message are out; live changes stay held until then. If the read
+// fails, err is set and the caller hands over to retrySync instead.
+func (ch *channel) syncNow(subs []*sub) (gen uint64, snapshot []outMsg, err error) {
 	var groups []*snapGroup
 	if ch.s.cfg.Snapshot != nil {
 		groups = snapshotGroups(subs)
@@ -154,22 +153,94 @@ func (ch *channel) syncNow(subs []*sub) (gen uint64, snapshot []outMsg) {
 	}
 	ch.mu.Unlock()
 	if len(groups) == 0 {
-		return gen, nil
+		return gen, nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ch.s.cfg.SnapshotTimeout)
 	defer cancel()
-	return gen, ch.readSnapshots(ctx, groups)
+	snapshot, err = ch.readSnapshots(ctx, groups)
+	return gen, snapshot, err
 }
 
-func (ch *channel) readSnapshots(ctx context.Context, groups []*snapGroup) []outMsg {
+// Snapshot reads that fail are retried at growing intervals, as the real
+// server retries a failed CDC subscription every 5–10 s.
+const (
+	snapshotRetryFirst = time.Second
+	snapshotRetryMax   = 5 * time.Second
+	msgSnapshotRetry   = "Unable to read the current rows; retrying"
+)
+
+// retrySync follows a failed snapshot read of sync gen: it tells the client
+// (a system error), then reads again until a read succeeds, the channel
+// closes or a newer sync replaces this one. Live changes stay held meanwhile.
+func (ch *channel) retrySync(gen uint64) {
+	ch.mu.Lock()
+	if ch.closed || gen != ch.syncGen {
+		ch.mu.Unlock()
+		return
+	}
+	var groups []*snapGroup
+	if ch.s.cfg.Snapshot != nil {
+		groups = snapshotGroups(ch.subs)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch.cancel = cancel
+	ch.mu.Unlock()
+	ch.sendSystem("postgres_changes", "error", msgSnapshotRetry)
+	go ch.syncUntilRead(ctx, cancel, gen, groups, true)
+}
+
+// syncUntilRead reads groups' snapshot and flushes it for sync gen, retrying
+// failed reads until ctx ends (the channel closed or a newer sync began).
+// retrying says a read already failed and the client was told; a retry that
+// then succeeds says "Subscribed to PostgreSQL" again before the rows.
+func (ch *channel) syncUntilRead(ctx context.Context, cancel context.CancelFunc, gen uint64, groups []*snapGroup, retrying bool) {
+	defer cancel()
+	delay := snapshotRetryFirst
+	for {
+		if retrying {
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			delay = min(2*delay, snapshotRetryMax)
+		}
+		readCtx, readCancel := context.WithTimeout(ctx, ch.s.cfg.SnapshotTimeout)
+		snapshot, err := ch.readSnapshots(readCtx, groups)
+		readCancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if !retrying {
+				ch.sendSystem("postgres_changes", "error", msgSnapshotRetry)
+				retrying = true
+			}
+			continue
+		}
+		if retrying {
+			ch.sendSystem("postgres_changes", "ok", msgSubscribed)
+		}
+		ch.flush(gen, snapshot)
+		return
+	}
+}
+
+// readSnapshots reads every group's rows and renders them as events. It stops
+// at the first failed read and returns its error.
+func (ch *channel) readSnapshots(ctx context.Context, groups []*snapGroup) ([]outMsg, error) {
 	var msgs []outMsg
 	var rv rowView
 	for _, g := range groups {
 		rows, seq, err := ch.s.cfg.Snapshot.Snapshot(ctx, g.t.schema, g.t.name, g.eq)
 		if err != nil {
 			ch.s.m.snapshots.WithLabelValues("error").Inc()
-			ch.s.log.Error("realtime: snapshot failed", "table", g.t.id, "err", err)
-			continue
+			if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
+				ch.s.snapshotErrors.log(ch.s, "realtime: snapshot failed; retrying", "table", g.t.id, "err", err)
+			}
+			return nil, err
 		}
 		ch.s.m.snapshots.WithLabelValues("ok").Inc()
 		for _, sb := range g.subs {
@@ -202,7 +273,7 @@ func (ch *channel) readSnapshots(ctx context.Context, groups []*snapGroup) []out
 			msgs = append(msgs, outMsg{op: ws.OpText, data: frame, event: true})
 		}
 	}
-	return msgs
+	return msgs, nil
 }
 
 // flush sends the snapshot messages and the held live changes not covered by
