@@ -24,7 +24,25 @@ type Runner struct {
 	MaxIdle time.Duration
 	// Batch is how many jobs one claim takes (default 64).
 	Batch int
+
+	// stranded are jobs that failed and whose retry could not be recorded
+	// either (the database went away, say): still leased to this runner,
+	// they are handed back as soon as the store answers, rather than
+	// waiting out the lease. Only Run's goroutine touches them.
+	stranded []strandedJob
+	// failing counts Run's consecutive failed rounds, to log an outage once
+	// (then every failingLogEvery) instead of every round.
+	failing int
 }
+
+type strandedJob struct {
+	job       dollr.Job
+	runAt     time.Time // when it should run again
+	leaseEnds time.Time // after this, any runner may claim it anyway
+}
+
+// failingLogEvery is how often a lasting store outage is logged again.
+const failingLogEvery = 30
 
 func (r *Runner) now() time.Time {
 	if r.Now != nil {
@@ -54,6 +72,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	defer func() {
+		// Stopping: stranded jobs too are handed back if the store answers.
+		for _, sj := range r.stranded {
+			r.release(ctx, []dollr.Job{sj.job})
+		}
+		r.stranded = nil
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -66,8 +91,17 @@ func (r *Runner) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			r.logger().Error("sandbox runner", "err", err)
+			if r.failing%failingLogEvery == 0 {
+				r.logger().Error("sandbox runner", "err", err, "failed_rounds", r.failing+1)
+			}
+			r.failing++
 			wait = maxIdle
+		} else if r.failing > 0 {
+			r.logger().Info("sandbox runner recovered", "failed_rounds", r.failing)
+			r.failing = 0
+		}
+		if len(r.stranded) > 0 {
+			wait = min(wait, maxIdle)
 		}
 		if !timer.Stop() {
 			select {
@@ -81,8 +115,10 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // runDue runs every job that is due now and returns how long to sleep.
 func (r *Runner) runDue(ctx context.Context, lease, maxIdle time.Duration, batch int) (time.Duration, error) {
+	r.handBackStranded(ctx)
 	for {
-		jobs, err := r.Store.ClaimJobs(ctx, r.now(), batch, lease)
+		claimed := r.now()
+		jobs, err := r.Store.ClaimJobs(ctx, claimed, batch, lease)
 		if err != nil {
 			return 0, err
 		}
@@ -98,8 +134,10 @@ func (r *Runner) runDue(ctx context.Context, lease, maxIdle time.Duration, batch
 				}
 				r.logger().Warn("sandbox job failed; retrying", "job", j.ID, "execution", j.ExecutionID, "attempts", j.Attempts, "err", err)
 				backoff := min(time.Duration(j.Attempts)*time.Second, 30*time.Second)
-				if err := r.Store.RetryJob(ctx, j.ID, r.now().Add(backoff)); err != nil {
-					r.logger().Error("sandbox job retry", "job", j.ID, "err", err)
+				runAt := r.now().Add(backoff)
+				if err := r.Store.RetryJob(ctx, j.ID, runAt); err != nil {
+					r.logger().Warn("sandbox job retry not recorded; handing it back once the store answers", "job", j.ID, "err", err)
+					r.stranded = append(r.stranded, strandedJob{job: j, runAt: runAt, leaseEnds: claimed.Add(lease)})
 				}
 			}
 		}
@@ -117,6 +155,27 @@ func (r *Runner) runDue(ctx context.Context, lease, maxIdle time.Duration, batch
 		d = min(250*time.Millisecond, maxIdle)
 	}
 	return min(d, maxIdle), nil
+}
+
+// handBackStranded records the retry of each stranded job, now that the store
+// may answer again; a job whose lease has lapsed is anyone's to claim already.
+func (r *Runner) handBackStranded(ctx context.Context) {
+	kept := r.stranded[:0]
+	for _, sj := range r.stranded {
+		if !r.now().Before(sj.leaseEnds) {
+			continue
+		}
+		err := r.Store.RetryJob(ctx, sj.job.ID, sj.runAt)
+		switch {
+		case err == nil:
+			r.logger().Info("sandbox job handed back", "job", sj.job.ID, "execution", sj.job.ExecutionID, "run_at", sj.runAt)
+		case dollr.IsNotFound(err): // its step committed after all
+		default:
+			kept = append(kept, sj)
+		}
+	}
+	clear(r.stranded[len(kept):])
+	r.stranded = kept
 }
 
 // release hands back jobs claimed but not run when the runner stops, so a

@@ -2,10 +2,12 @@ package sandbox_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -431,5 +433,43 @@ func testRunnerReleasesOnStop(t *testing.T, b backends.Backend) {
 	}
 	if len(jobs) != len(es) {
 		t.Fatalf("%d of %d jobs claimable after the runner stopped; the rest stay leased for an hour", len(jobs), len(es))
+	}
+}
+
+// flakyStore fails the first ApplyTransition and the first RetryJob, as a
+// database connection that drops between them would.
+type flakyStore struct {
+	dollr.Store
+	applyFailed, retryFailed atomic.Bool
+}
+
+func (s *flakyStore) ApplyTransition(ctx context.Context, t dollr.Transition) (*dollr.Execution, bool, error) {
+	if s.applyFailed.CompareAndSwap(false, true) {
+		return nil, false, errors.New("terminating connection due to administrator command")
+	}
+	return s.Store.ApplyTransition(ctx, t)
+}
+
+func (s *flakyStore) RetryJob(ctx context.Context, id int64, runAt time.Time) error {
+	if s.retryFailed.CompareAndSwap(false, true) {
+		return errors.New("terminating connection due to administrator command")
+	}
+	return s.Store.RetryJob(ctx, id, runAt)
+}
+
+// TestRunnerHandsBackStrandedJob: a job whose step and whose retry both
+// failed (the database went away between them) runs again as soon as the
+// store answers, not after its lease (an hour here).
+func TestRunnerHandsBackStrandedJob(t *testing.T) { backends.Each(t, testRunnerHandsBackStrandedJob) }
+
+func testRunnerHandsBackStrandedJob(t *testing.T, b backends.Backend) {
+	st := b.NewDatabase(t).Open(t)
+	f := newFixture(t, st)
+	e := f.execute(t, &sandbox.Network{Delay: 10 * time.Millisecond}, "MTN_MOMO_LBR", "231770000010")
+	flaky := &flakyStore{Store: st}
+	startRunner(t, flaky, time.Hour)
+	waitStatus(t, st, e, dollr.StatusCompleted)
+	if !flaky.applyFailed.Load() || !flaky.retryFailed.Load() {
+		t.Fatal("the failures were not injected")
 	}
 }
