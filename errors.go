@@ -14,6 +14,9 @@ const (
 	EUNAUTHORIZED = "unauthorized" // 401
 	ECONFLICT     = "conflict"     // 422 on a field (Dollr never uses 409)
 	EINTERNAL     = "internal"     // 500
+	// EUNAVAILABLE: the store could not be reached or dropped the
+	// connection; the same request may succeed later. 503 with Retry-After.
+	EUNAVAILABLE = "unavailable"
 )
 
 // FieldError is one entry of a 422 body: {"loc": [...], "msg": ..., "type": ...}.
@@ -66,3 +69,6 @@ func ErrorCode(err error) string {
 
 // IsNotFound reports whether err is an ENOTFOUND error.
 func IsNotFound(err error) bool { return ErrorCode(err) == ENOTFOUND }
+
+// IsUnavailable reports whether err is an EUNAVAILABLE error.
+func IsUnavailable(err error) bool { return ErrorCode(err) == EUNAVAILABLE }

@@ -47,7 +47,14 @@ type Config struct {
 	Logger  *slog.Logger // slog.Default() if nil
 	// Metrics, if set, receives the HTTP request metrics.
 	Metrics prometheus.Registerer
+	// RequestTimeout bounds one request's work (its store calls see the
+	// deadline): past it the answer is 503 with Retry-After rather than a
+	// request left hanging on a hung database. Default 10s.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout bounds one API request (Config.RequestTimeout).
+const DefaultRequestTimeout = 10 * time.Second
 
 // Server is the API's http.Handler.
 type Server struct {
@@ -57,6 +64,8 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *httpMetrics
 	sessions *sessionSources // for realtime keys (sessioncache.go)
+	// unavailableLog keeps a store outage from logging once per request.
+	unavailableLog outageLog
 }
 
 // New returns the API handler.
@@ -72,6 +81,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	if cfg.AccessTokenTTL <= 0 {
 		cfg.AccessTokenTTL = DefaultAccessTokenTTL
@@ -92,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics = m
 	}
 	s.routes()
-	s.handler = s.withRequestID(s.withLogging(s.withRecover(CanonicalPaths(s.mux))))
+	s.handler = s.withRequestID(s.withLogging(s.withRecover(s.withDeadline(CanonicalPaths(s.mux)))))
 	return s, nil
 }
 

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dollr/dollr"
 )
@@ -33,6 +36,23 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeDetail(w, he.status, he.detail)
 		return
 	}
+	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		s.log.DebugContext(r.Context(), "request abandoned by the client", "request_id", RequestID(r.Context()), "err", err)
+		writeUnavailable(w)
+		return
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil:
+		// The request outlived its deadline (withDeadline): the store is
+		// slow or hung. Worth a retry later, as when it is down.
+		s.unavailableLog.log(s, r, "request deadline exceeded", err)
+		writeUnavailable(w)
+		return
+	case dollr.IsUnavailable(err):
+		s.unavailableLog.log(s, r, "store unavailable", err)
+		writeUnavailable(w)
+		return
+	}
 	var de *dollr.Error
 	if !errors.As(err, &de) {
 		s.log.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "err", err)
@@ -55,6 +75,39 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(r.Context(), "internal error", "request_id", RequestID(r.Context()), "err", err)
 		writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
 	}
+}
+
+// unavailableRetryAfter is the Retry-After of a 503: long enough for a
+// database restart, short enough for a checkout page that is polling.
+const unavailableRetryAfter = "5"
+
+// writeUnavailable answers 503 {"detail":"Service Unavailable"} with
+// Retry-After, which Dollr's clients honour (dollr-api.md §9.4).
+func writeUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", unavailableRetryAfter)
+	writeDetail(w, http.StatusServiceUnavailable, "Service Unavailable")
+}
+
+// outageLog logs a failure that every request repeats while the store is
+// down at most once a second, counting the ones it leaves out.
+type outageLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (l *outageLog) log(s *Server, r *http.Request, msg string, err error) {
+	l.mu.Lock()
+	now := time.Now()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	s.log.WarnContext(r.Context(), msg, "request_id", RequestID(r.Context()), "err", err, "suppressed", suppressed)
 }
 
 func writeDetail(w http.ResponseWriter, status int, detail string) {

@@ -115,6 +115,15 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 	})
 }
 
+// withDeadline gives each request's context the RequestTimeout deadline.
+func (s *Server) withDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
 // withRecover turns a panic into 500 {"detail":"Internal Server Error"}: a
 // last resort, since every parser returns errors.
 func (s *Server) withRecover(next http.Handler) http.Handler {

@@ -344,7 +344,16 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int
 	}{p, status, h.assetHash})
 }
 
+// msgUnavailable is what a payer reads while the store cannot be reached.
+const msgUnavailable = "We cannot reach our payment records right now. Please try again in a moment."
+
 func (h *Handler) internalPage(w http.ResponseWriter, r *http.Request, err error) {
+	if dollr.IsUnavailable(err) {
+		h.log.Warn("checkout: store unavailable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		h.renderError(w, r, http.StatusServiceUnavailable, errorPage{Title: "Please try again in a moment", Message: msgUnavailable})
+		return
+	}
 	h.log.Error("checkout: page", "path", r.URL.Path, "err", err)
 	h.renderError(w, r, http.StatusInternalServerError, errorPage{
 		Title:   "Something went wrong",

@@ -501,6 +501,10 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			msg = de.Fields[0].Msg
 		}
 		writeDetail(w, http.StatusUnprocessableEntity, sentence(msg))
+	case dollr.IsUnavailable(err):
+		h.log.Warn("checkout: store unavailable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeDetail(w, http.StatusServiceUnavailable, msgUnavailable)
 	default:
 		h.log.Error("checkout: request failed", "path", r.URL.Path, "err", err)
 		writeDetail(w, http.StatusInternalServerError, "Something went wrong. Please try again.")

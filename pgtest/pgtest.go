@@ -50,6 +50,7 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	stopped bool
+	down    bool // stopped by Down, to be started by Up
 }
 
 // ErrNoBinaries is returned (wrapped) by NewCluster when no PostgreSQL server
@@ -202,13 +203,42 @@ func (c *Cluster) stop(mode string) error {
 func (c *Cluster) Restart() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopped {
-		return errors.New("pgtest: cluster is stopped")
+	if c.stopped || c.down {
+		return errors.New("pgtest: cluster is not running")
 	}
 	if err := c.stop("fast"); err != nil {
 		return err
 	}
 	return c.start()
+}
+
+// Down stops the server (fast shutdown) but keeps its data, as an outage
+// would; Up starts it again on the same port.
+func (c *Cluster) Down() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped || c.down {
+		return errors.New("pgtest: cluster is not running")
+	}
+	if err := c.stop("fast"); err != nil {
+		return err
+	}
+	c.down = true
+	return nil
+}
+
+// Up starts a server stopped by Down.
+func (c *Cluster) Up() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped || !c.down {
+		return errors.New("pgtest: cluster is not down")
+	}
+	if err := c.start(); err != nil {
+		return err
+	}
+	c.down = false
+	return nil
 }
 
 // Stop stops the server at once and removes its directory. It is safe to call
@@ -220,7 +250,10 @@ func (c *Cluster) Stop() error {
 		return nil
 	}
 	c.stopped = true
-	err := c.stop("immediate")
+	var err error
+	if !c.down {
+		err = c.stop("immediate")
+	}
 	if rmErr := os.RemoveAll(c.dir); err == nil {
 		err = rmErr
 	}

@@ -14,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -232,7 +234,29 @@ func internal(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return &dollr.Error{Code: dollr.EINTERNAL, Message: "postgres: " + op + ": " + err.Error()}
+	code := dollr.EINTERNAL
+	if unreachable(err) {
+		code = dollr.EUNAVAILABLE
+	}
+	return &dollr.Error{Code: code, Message: "postgres: " + op + ": " + err.Error()}
+}
+
+// unreachable reports whether err means PostgreSQL could not be reached or
+// dropped the connection (it is down, restarting, or killed the backend),
+// rather than refusing the statement: the same call may succeed later.
+func unreachable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin or crash shutdown, cannot connect now, too many connections
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08") // connection exception
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		pgconn.SafeToRetry(err)
 }
 
 // inTx runs fn in a transaction and commits it, rolling back on error.

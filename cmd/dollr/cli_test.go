@@ -163,6 +163,7 @@ func TestServeValidatesFlagsFirst(t *testing.T) {
 		{[]string{"--join-error-delay", "-1s"}, "--join-error-delay"},
 		{[]string{"--shutdown-timeout", "-1s"}, "--shutdown-timeout"},
 		{[]string{"--realtime-max-connections", "-1"}, "--realtime-max-connections"},
+		{[]string{"--request-timeout", "0"}, "--request-timeout"},
 		{[]string{"--public-url", "pay.example.com"}, "--public-url"},
 		{[]string{"--addr", "nonsense"}, "--addr"},
 		{[]string{"--log-format", "xml"}, "--log-format"},
@@ -179,7 +180,7 @@ func TestServeValidatesFlagsFirst(t *testing.T) {
 }
 
 func TestServeConfigValidate(t *testing.T) {
-	ok := serveConfig{DataDir: "d", Addr: "127.0.0.1:0", SessionTTL: time.Minute, AccessTokenTTL: time.Hour, RealtimeKeyTTL: time.Minute}
+	ok := serveConfig{DataDir: "d", Addr: "127.0.0.1:0", SessionTTL: time.Minute, AccessTokenTTL: time.Hour, RealtimeKeyTTL: time.Minute, RequestTimeout: time.Second}
 	if err := ok.validate(); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}

@@ -49,6 +49,7 @@ type serveConfig struct {
 	RealtimeKeyTTL   time.Duration
 	JoinErrorDelay   time.Duration
 	MaxSockets       int
+	RequestTimeout   time.Duration
 	ShutdownTimeout  time.Duration
 	LogFormat        string
 	LogLevel         string
@@ -75,6 +76,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.DurationVar(&c.RealtimeKeyTTL, "realtime-key-ttl", api.DefaultRealtimeKeyTTL, "realtime key lifetime (reported in seconds)")
 	fs.DurationVar(&c.JoinErrorDelay, "join-error-delay", 5*time.Second, "realtime: delay before a refused channel join is answered (slows clients that retry forever)")
 	fs.IntVar(&c.MaxSockets, "realtime-max-connections", 0, "realtime: most open sockets; past it upgrades get 429 \"Too many connected users\" (0: the open-files limit less a tenth, at least 256, kept for the API and the database)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "API: the longest one request may take (a hung database); past it the answer is 503 with Retry-After")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for requests to finish")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -127,6 +129,7 @@ func (c *serveConfig) validate() error {
 		{"--sandbox-long-delay", c.SandboxLongDelay, 0, notNegative},
 		{"--join-error-delay", c.JoinErrorDelay, 0, notNegative},
 		{"--shutdown-timeout", c.ShutdownTimeout, 0, notNegative},
+		{"--request-timeout", c.RequestTimeout, time.Second, "must be at least 1s"},
 	} {
 		if d.v < d.least {
 			return fmt.Errorf("%s %s: %s", d.flag, d.v, d.rule)
@@ -211,7 +214,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	apiHandler, err := api.New(api.Config{
 		Store: store, Tokens: tokens, Sandbox: network,
 		SessionTTL: c.SessionTTL, AccessTokenTTL: c.AccessTokenTTL, RealtimeKeyTTL: c.RealtimeKeyTTL,
-		BaseURL: baseURL, Logger: log, Metrics: reg,
+		BaseURL: baseURL, Logger: log, Metrics: reg, RequestTimeout: c.RequestTimeout,
 	})
 	if err != nil {
 		return err
