@@ -196,7 +196,7 @@ func Connect(ctx context.Context, c Config) (*Bus, error) {
 		natsgo.ClosedHandler(func(*natsgo.Conn) { close(b.closed) }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect %s: %w", c.URL, err)
+		return nil, fmt.Errorf("nats: connect %s: %w", RedactURL(c.URL), err)
 	}
 	b.nc = nc
 	if err := b.open(ctx); err != nil {
@@ -773,4 +773,29 @@ func (b *Bus) Head(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("nats: head: %w", err)
 	}
 	return batch[len(batch)-1].Seq, nil
+}
+
+// RedactURL hides the credentials in a NATS URL (or a comma-separated list
+// of them) for logs and --help: nats://user:xxxxx@host, and a token given as
+// the user part, nats://xxxxx@host.
+func RedactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		scheme, rest, ok := strings.Cut(p, "://")
+		if !ok {
+			continue
+		}
+		at := strings.LastIndex(rest, "@")
+		if at < 0 {
+			continue
+		}
+		userinfo := rest[:at]
+		if user, _, hasPassword := strings.Cut(userinfo, ":"); hasPassword {
+			userinfo = user + ":xxxxx"
+		} else {
+			userinfo = "xxxxx"
+		}
+		parts[i] = scheme + "://" + userinfo + rest[at:]
+	}
+	return strings.Join(parts, ",")
 }

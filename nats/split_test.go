@@ -371,3 +371,18 @@ func TestResetSkipsNothing(t *testing.T) {
 	publish(t, pub, changeBatch(7, 1))
 	waitSeqs(t, f, append(want, 6, 7))
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                   "nats://127.0.0.1:4222",
+		"nats://u:secretpw@host:4222":             "nats://u:xxxxx@host:4222",
+		"nats://s3cr3ttoken@host:4222":            "nats://xxxxx@host:4222",
+		"nats://a:p1@h1:4222,nats://b:p2@h2:4222": "nats://a:xxxxx@h1:4222,nats://b:xxxxx@h2:4222",
+		"tls://u:p@w@host":                        "tls://u:xxxxx@host",
+		"":                                        "",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

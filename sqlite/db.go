@@ -67,6 +67,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	if err := ownerOnly(path); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	db := &DB{path: path, writeStmts: map[string]*sql.Stmt{}, jobAdded: make(chan struct{}, 1), closed: make(chan struct{})}
 	if err := db.open(ctx); err != nil {
 		db.closeDatabases()
@@ -86,6 +89,33 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	go func() { defer db.background.Done(); db.checkpointLoop(bctx) }()
 	go func() { defer db.background.Done(); db.watchOtherWriters(bctx) }()
 	return db, nil
+}
+
+// ownerOnly makes the database file (created empty if missing) and its WAL
+// and shared-memory files readable by their owner only: the database holds
+// the secrets that sign every token, and SQLite gives the -wal and -shm files
+// the database file's mode. A data directory that already existed keeps its
+// own mode, so it cannot be relied on.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // open opens the writer, migrates, then opens the readers and the checkpointer.

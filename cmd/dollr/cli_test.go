@@ -109,6 +109,21 @@ func TestHelpRedactsDatabaseURL(t *testing.T) {
 	}
 }
 
+// TestNATSPasswordNeverShown: neither --help nor a failed connection shows
+// the password in $DOLLR_NATS_URL.
+func TestNATSPasswordNeverShown(t *testing.T) {
+	env := []string{"DOLLR_NATS_URL=nats://u:s3cretpw@127.0.0.1:1"}
+	r := runCLI(t, env, "serve", "--help")
+	if r.code != 0 || strings.Contains(r.stdout+r.stderr, "s3cretpw") || !strings.Contains(r.stdout, "nats://u:xxxxx@127.0.0.1:1") {
+		t.Errorf("serve --help: exit %d; the NATS password must be shown as xxxxx\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Port 1 refuses the connection: serve fails, naming the URL without the password.
+	r = runCLI(t, env, "serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0")
+	if r.code != 1 || strings.Contains(r.stdout+r.stderr, "s3cretpw") || !strings.Contains(r.stdout+r.stderr, "u:xxxxx@127.0.0.1:1") {
+		t.Errorf("serve with an unreachable NATS: exit %d, want 1 naming the URL without its password\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestRedactDatabaseURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                            "",

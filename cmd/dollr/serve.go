@@ -81,6 +81,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.NATSURL, "nats-url", os.Getenv("DOLLR_NATS_URL"), "NATS JetStream URL, e.g. nats://127.0.0.1:4222: every server on the database delivers live realtime events (env DOLLR_NATS_URL; docs/nats.md)")
+	fs.Lookup("nats-url").DefValue = nats.RedactURL(os.Getenv("DOLLR_NATS_URL"))
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
