@@ -109,6 +109,21 @@ func TestHelpRedactsDatabaseURL(t *testing.T) {
 	}
 }
 
+// TestServeEnvironment: DOLLR_PUBLIC_URL, DOLLR_LOG_FORMAT and DOLLR_LOG_LEVEL
+// feed their flags (a bad value from the environment is refused by name).
+func TestServeEnvironment(t *testing.T) {
+	for env, flag := range map[string]string{
+		"DOLLR_PUBLIC_URL=ftp://pay.example.com": "--public-url",
+		"DOLLR_LOG_FORMAT=xml":                   "--log-format",
+		"DOLLR_LOG_LEVEL=loud":                   "--log-level",
+	} {
+		r := runCLI(t, []string{env}, "serve", "--data-dir", filepath.Join(t.TempDir(), "d"), "--addr", "127.0.0.1:0")
+		if r.code != 2 || !strings.Contains(r.stderr, flag) {
+			t.Errorf("%s: exit %d, want 2 naming %s\n%s%s", env, r.code, flag, r.stdout, r.stderr)
+		}
+	}
+}
+
 // TestNATSPasswordNeverShown: neither --help nor a failed connection shows
 // the password in $DOLLR_NATS_URL.
 func TestNATSPasswordNeverShown(t *testing.T) {
@@ -180,6 +195,9 @@ func TestServeValidatesFlagsFirst(t *testing.T) {
 		{[]string{"--realtime-max-connections", "-1"}, "--realtime-max-connections"},
 		{[]string{"--request-timeout", "0"}, "--request-timeout"},
 		{[]string{"--public-url", "pay.example.com"}, "--public-url"},
+		{[]string{"--public-url", "https://pay.example.com/shop"}, "--public-url"},
+		{[]string{"--public-url", "https://u:pw@pay.example.com"}, "--public-url"},
+		{[]string{"--public-url", "https://pay.example.com/?a=1"}, "--public-url"},
 		{[]string{"--addr", "nonsense"}, "--addr"},
 		{[]string{"--log-format", "xml"}, "--log-format"},
 	} {

@@ -68,7 +68,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.StringVar(&c.DataDir, "data-dir", envOr("DOLLR_DATA_DIR", "./dollr-data"), "data directory: SQLite database and credentials.json (env DOLLR_DATA_DIR)")
 	databaseURL := databaseURLFlag(fs, databaseURLUsage)
 	fs.StringVar(&c.Addr, "addr", envOr("DOLLR_ADDR", "127.0.0.1:8080"), "listen address; port 0 picks a free port (env DOLLR_ADDR)")
-	fs.StringVar(&c.PublicURL, "public-url", "", "public origin clients use, e.g. https://pay.example.com (default http://<actual listen address>)")
+	fs.StringVar(&c.PublicURL, "public-url", os.Getenv("DOLLR_PUBLIC_URL"), "public origin clients use, e.g. https://pay.example.com; set it behind a reverse proxy (env DOLLR_PUBLIC_URL; default http://<actual listen address>)")
 	fs.DurationVar(&c.SandboxDelay, "sandbox-delay", sandbox.DefaultDelay, "sandbox: time from execute to a normal payment's final status")
 	fs.DurationVar(&c.SandboxLongDelay, "sandbox-long-delay", sandbox.DefaultLongDelay, "sandbox: slow approval (phone ending 02), never-approved timeout (04) and 3-D Secure timeout")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", api.DefaultSessionTTL, "checkout session lifetime")
@@ -78,8 +78,8 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.IntVar(&c.MaxSockets, "realtime-max-connections", 0, "realtime: most open sockets; past it upgrades get 429 \"Too many connected users\" (0: the open-files limit less a tenth, at least 256, kept for the API and the database)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "API: the longest one request may take (a hung database); past it the answer is 503 with Retry-After")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for requests to finish")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("DOLLR_LOG_FORMAT", "text"), "log format: text or json (env DOLLR_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("DOLLR_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env DOLLR_LOG_LEVEL)")
 	fs.StringVar(&c.NATSURL, "nats-url", os.Getenv("DOLLR_NATS_URL"), "NATS JetStream URL, e.g. nats://127.0.0.1:4222: every server on the database delivers live realtime events (env DOLLR_NATS_URL; docs/nats.md)")
 	fs.Lookup("nats-url").DefValue = nats.RedactURL(os.Getenv("DOLLR_NATS_URL"))
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
@@ -112,8 +112,11 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
 	}
 	if c.PublicURL != "" {
+		// An origin only: the hosted page's links are absolute paths, and
+		// the URL is printed and written to credentials.json.
 		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
 			return fmt.Errorf("--public-url %q: want an http or https origin, such as https://pay.example.com", c.PublicURL)
 		}
 	}
@@ -264,8 +267,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 
+	var handler http.Handler = api.CanonicalPaths(mux) // the JSON 404, not ServeMux's redirect, for // and dot segments
+	if c.PublicURL == "" {
+		handler = warnProxyWithoutPublicURL(handler, baseURL, log)
+	}
 	srv := &http.Server{
-		Handler:           api.CanonicalPaths(mux), // the JSON 404, not ServeMux's redirect, for // and dot segments
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -509,4 +516,21 @@ func socketsWithin(openFiles uint64, known bool) int {
 		return 1
 	}
 	return int(min(openFiles-reserve, 1<<30))
+}
+
+// warnProxyWithoutPublicURL logs once when a request arrives through a
+// reverse proxy (X-Forwarded-* headers) while --public-url is unset: the
+// links and realtime URLs dollr hands out then name its own listen address,
+// which the proxy's clients cannot reach.
+func warnProxyWithoutPublicURL(next http.Handler, baseURL string, log *slog.Logger) http.Handler {
+	var once sync.Once
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if proto, host := r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host"); proto != "" || host != "" {
+			once.Do(func() {
+				log.Warn("requests arrive through a proxy but --public-url is not set: hosted checkout links and realtime URLs name "+baseURL+"; set --public-url (or DOLLR_PUBLIC_URL) to the origin clients use",
+					"x_forwarded_proto", proto, "x_forwarded_host", host)
+			})
+		}
+		next.ServeHTTP(w, r)
+	})
 }

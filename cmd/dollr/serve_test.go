@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,4 +299,37 @@ func TestHelp(t *testing.T) {
 	if err := exec.Command(bin, "merchants", "create").Run(); err == nil {
 		t.Fatal("merchants create without --name exited 0")
 	}
+}
+
+// TestServeSIGHUPStopsGracefully: a closed terminal's SIGHUP stops the server
+// as SIGTERM does (exit 0, "shutting down"), not abruptly.
+func TestServeSIGHUPStopsGracefully(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{})
+	if code := s.StopWith(syscall.SIGHUP); code != 0 {
+		t.Fatalf("exit %d after SIGHUP, want 0\n%s", code, s.Output())
+	}
+	if !strings.Contains(s.Output(), "shutting down") {
+		t.Errorf("no graceful shutdown logged:\n%s", s.Output())
+	}
+}
+
+// TestServeWarnsProxyWithoutPublicURL: requests through a reverse proxy while
+// --public-url is unset are warned about, once.
+func TestServeWarnsProxyWithoutPublicURL(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{})
+	for range 3 {
+		req, _ := http.NewRequest("GET", s.URL+"/healthz", nil)
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	servetest.WaitFor(t, serveWait, func() error {
+		if n := strings.Count(s.Output(), "--public-url is not set"); n != 1 {
+			return fmt.Errorf("%d proxy warnings, want 1", n)
+		}
+		return nil
+	})
 }

@@ -140,6 +140,10 @@ func (s *Server) Output() string { return s.output.String() }
 // code.
 func (s *Server) Stop() int { return s.signal(syscall.SIGTERM) }
 
+// StopWith sends sig, waits for the server to exit (killing it after 30s)
+// and returns its exit code.
+func (s *Server) StopWith(sig syscall.Signal) int { return s.signal(sig) }
+
 // Kill stops the server at once with SIGKILL, as a crash would, and returns
 // its exit code (-1).
 func (s *Server) Kill() int { return s.signal(syscall.SIGKILL) }
