@@ -56,6 +56,9 @@ type Config struct {
 	// POST /v1/realtime-keys/collection returns.
 	Tokens    *token.Tokens
 	Collector Collector // the API server: *api.Server
+	// AnonKey is the installation's anon key, the one in credentials.json;
+	// empty means a fresh one signed by Tokens for each answer.
+	AnonKey string
 
 	// Sandbox shows the sandbox badge, test numbers and test cards, and the
 	// 3-D Secure challenge (answered through POST /v1/sandbox/3ds/{client_secret}).

@@ -405,9 +405,11 @@ func (h *Handler) realtime(e *dollr.Execution) (Realtime, error) {
 	if err != nil {
 		return Realtime{}, err
 	}
-	anon, err := h.cfg.Tokens.AnonKey()
-	if err != nil {
-		return Realtime{}, err
+	anon := h.cfg.AnonKey
+	if anon == "" {
+		if anon, err = h.cfg.Tokens.AnonKey(); err != nil {
+			return Realtime{}, err
+		}
 	}
 	return Realtime{
 		SupabaseURL: h.cfg.SupabaseURL,

@@ -322,6 +322,14 @@ func TestEnsureCredentialsStale(t *testing.T) {
 	if c3, created, err := ensureCredentials(ctx, second, dataDir, url, "anon", log); err != nil || !created || c3.ClientID == c2.ClientID {
 		t.Fatalf("wrong secret: %+v created %v, %v; want a new merchant", c3, created, err)
 	}
+	// Moving aside again never overwrites the first stale file: c1's secret
+	// exists nowhere else.
+	if b, err := os.ReadFile(filepath.Join(dataDir, credentialsFile+".stale")); err != nil || !strings.Contains(string(b), c1.ClientID) {
+		t.Fatalf("the first stale file was overwritten: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dataDir, credentialsFile+".stale.2")); err != nil || !strings.Contains(string(b), c2.ClientID) {
+		t.Fatalf("the second stale file is not credentials.json.stale.2: %v", err)
+	}
 }
 
 // TestPayValidatesLocally: bad --method, --source-kind or --card values are

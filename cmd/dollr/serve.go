@@ -224,7 +224,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 	hosted, err := checkout.New(checkout.Config{
-		Store: store, Tokens: tokens, Collector: apiHandler, Sandbox: true,
+		Store: store, Tokens: tokens, Collector: apiHandler, Sandbox: true, AnonKey: anon,
 		BaseURL: baseURL, Logger: log.With("component", "checkout"),
 		SessionTTL: c.SessionTTL, RealtimeKeyTTL: c.RealtimeKeyTTL,
 	})
@@ -321,7 +321,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 // file and only updates URLs and the anon key when they changed. A file whose
 // client the store does not know (the store was deleted or replaced, or the
 // data directory was last used with another --database-url) would only earn
-// 401s: it is moved aside to credentials.json.stale, with a warning, and a
+// 401s: it is moved aside to credentials.json.stale (.stale.2, ... if that
+// exists: the secret is nowhere else, so no old file is overwritten), with a warning, and a
 // new sandbox merchant is created and written in its place. created reports
 // that a new merchant was made.
 func ensureCredentials(ctx context.Context, store dollr.Store, dataDir, baseURL, anon string, log *slog.Logger) (c credentials, created bool, err error) {
@@ -343,7 +344,7 @@ func ensureCredentials(ctx context.Context, store dollr.Store, dataDir, baseURL,
 		stale = "its client_secret does not match the store's for client_id " + c.ClientID
 	}
 	if stale != "" {
-		path, old := credentialsPath(dataDir), credentialsPath(dataDir)+".stale"
+		path, old := credentialsPath(dataDir), staleName(credentialsPath(dataDir))
 		log.Warn("credentials.json does not belong to this store: creating a new sandbox merchant and rewriting the file",
 			"reason", stale, "credentials", path, "old_merchant_id", c.MerchantID, "old_file_kept_as", old,
 			"likely_cause", "the store was deleted or replaced, or this --data-dir was last used with another store (--database-url)")
@@ -533,4 +534,16 @@ func warnProxyWithoutPublicURL(next http.Handler, baseURL string, log *slog.Logg
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// staleName is the first of path.stale, path.stale.2, path.stale.3, ... that
+// does not exist.
+func staleName(path string) string {
+	name := path + ".stale"
+	for n := 2; ; n++ {
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s.stale.%d", path, n)
+	}
 }

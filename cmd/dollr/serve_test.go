@@ -333,3 +333,25 @@ func TestServeWarnsProxyWithoutPublicURL(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHostedPageUsesInstallationAnonKey: the hosted page's realtime settings
+// carry the anon key of credentials.json, not one signed per answer.
+func TestHostedPageUsesInstallationAnonKey(t *testing.T) {
+	s := startServe(t, newInstallation(t, backends.SQLite))
+	c := newClient(t, s.creds)
+	var link struct {
+		URL string `json:"url"`
+	}
+	c.Call("POST", "/v1/checkouts/create", map[string]any{"mode": "HOSTED", "source_kind": "INVOICE", "party_phone": "231770000010",
+		"currency": "USD", "items": []map[string]any{{"name": "Rice", "currency": "USD", "amount": 12.5}}}, 200, &link)
+	path := strings.TrimPrefix(link.URL, s.creds.BaseURL)
+	var pay struct {
+		Realtime struct {
+			AnonKey string `json:"anon_key"`
+		} `json:"realtime"`
+	}
+	servetest.NewAPI(t, s.creds.BaseURL).Call("POST", path+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231770000010"}, 200, &pay)
+	if pay.Realtime.AnonKey != s.creds.SupabaseAnonKey {
+		t.Fatalf("hosted page anon key %q, want credentials.json's %q", pay.Realtime.AnonKey, s.creds.SupabaseAnonKey)
+	}
+}
