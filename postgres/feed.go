@@ -48,6 +48,7 @@ func (d *DB) Follow(ctx context.Context, after uint64, handle func([]dollr.Chang
 		log:      d.log,
 		repair:   d.repairCapture,
 		visible:  d.committedVisible,
+		m:        d.captureMetrics,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -86,6 +87,11 @@ type capture struct {
 	// visible reports whether new snapshots see these committed transactions
 	// (see visible.go); nil: deliver at once.
 	visible func(context.Context, []uint32) (bool, error)
+	// m counts interruptions and shows whether a stream is up (metrics.go).
+	m *captureMetrics
+	// downSince is when the stream was interrupted (zero while it is up or
+	// before it first started), to log how long capture was down.
+	downSince time.Time
 }
 
 func (c *capture) follow(ctx context.Context, after uint64, handle func([]dollr.Change) error, maxWait time.Duration) error {
@@ -119,6 +125,10 @@ func (c *capture) follow(ctx context.Context, after uint64, handle func([]dollr.
 		default:
 			waiting = false
 			c.log.Warn("change capture interrupted; reconnecting", "slot", c.slot, "err", err)
+			c.m.interrupted()
+			if c.downSince.IsZero() {
+				c.downSince = time.Now()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -152,6 +162,12 @@ func (c *capture) stream(ctx context.Context, pos *uint64, handle func([]dollr.C
 	})
 	if err != nil {
 		return false, err
+	}
+	c.m.setStreaming(true)
+	defer c.m.setStreaming(false)
+	if !c.downSince.IsZero() {
+		c.log.Info("change capture resumed", "slot", c.slot, "down_for", time.Since(c.downSince).Round(time.Millisecond).String())
+		c.downSince = time.Time{}
 	}
 
 	s := &stream{capture: c, conn: conn, rels: map[uint32]*relation{}, acked: confirmed, reported: confirmed}

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultPublication is the publication change capture reads.
@@ -51,6 +52,8 @@ type Options struct {
 	CaptureRetry time.Duration
 	// Logger receives capture's reconnects and warnings (default: slog.Default()).
 	Logger *slog.Logger
+	// Registerer receives the dollr_capture_* metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // DB is a dollr.Store on PostgreSQL.
@@ -65,6 +68,8 @@ type DB struct {
 	jobAdded  chan struct{}
 	types     *typeCache
 	notes     noteCommitter
+
+	captureMetrics *captureMetrics
 
 	ctx    context.Context // ends at Close; background work stops with it
 	cancel context.CancelFunc
@@ -124,6 +129,11 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*DB, error) {
 	}
 	d.notes.d = d
 	d.types = newTypeCache(pool)
+	if d.captureMetrics, err = newCaptureMetrics(opts.Registerer); err != nil {
+		cancel()
+		pool.Close()
+		return nil, err
+	}
 	if err := d.setup(ctx); err != nil {
 		cancel()
 		pool.Close()
@@ -240,6 +250,10 @@ func internal(op string, err error) error {
 	}
 	return &dollr.Error{Code: code, Message: "postgres: " + op + ": " + err.Error()}
 }
+
+// Unreachable reports whether an error of Open means PostgreSQL could not be
+// reached (it is down or still starting), so opening again later may work.
+func Unreachable(err error) bool { return unreachable(err) }
 
 // unreachable reports whether err means PostgreSQL could not be reached or
 // dropped the connection (it is down, restarting, or killed the backend),

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,6 +65,17 @@ func TestServeDatabaseOutage(t *testing.T) {
 		return nil
 	})
 	c.waitStatus(ref, "COMPLETED")
+	// Capture came back by itself, said so, and the metrics show it.
+	servetest.WaitFor(t, serveWait, func() error {
+		if !strings.Contains(s.Output(), "change capture resumed") {
+			return fmt.Errorf("no 'change capture resumed' logged")
+		}
+		m := metricsText(t, s.URL)
+		if !strings.Contains(m, "\ndollr_capture_streaming 1\n") || strings.Contains(m, "\ndollr_capture_interruptions_total 0\n") {
+			return fmt.Errorf("capture metrics do not show the stream back after an interruption:\n%s", grepLines(m, "dollr_capture_"))
+		}
+		return nil
+	})
 	// Twenty failed requests, at most a couple of lines about them.
 	if n := countLines(s.Output(), "store unavailable"); n < 1 || n > 3 {
 		t.Errorf("%d 'store unavailable' log lines for 20 requests in the outage, want 1-3", n)
@@ -77,4 +91,96 @@ func countLines(out, s string) int {
 		}
 	}
 	return n
+}
+
+// metricsText is the server's /metrics page.
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestServeWaitsForDatabase: started while PostgreSQL is down, serve keeps
+// trying (saying so) and serves once the database is up; with
+// --database-wait 0 it exits at once, naming the database.
+func TestServeWaitsForDatabase(t *testing.T) {
+	cluster := pgtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dbURL, _, err := cluster.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cluster.Down(); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, nil, "serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--database-url", dbURL, "--database-wait", "0")
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "cannot reach PostgreSQL at") {
+		t.Fatalf("--database-wait 0 with the database down: exit %d, want 1 naming the database\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	cmd := servetest.Command(t, "serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--database-url", dbURL)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+		if t.Failed() {
+			t.Logf("dollr serve output:\n%s", out.String())
+		}
+	})
+	servetest.WaitFor(t, serveWait, func() error {
+		if !strings.Contains(out.String(), "waiting for PostgreSQL") {
+			return fmt.Errorf("not waiting yet")
+		}
+		return nil
+	})
+	if err := cluster.Up(); err != nil {
+		t.Fatal(err)
+	}
+	servetest.WaitFor(t, serveWait, func() error {
+		if !strings.Contains(out.String(), "dollr serving") {
+			return fmt.Errorf("not serving yet")
+		}
+		return nil
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a writing process and a reading test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -40,6 +40,7 @@ func init() {
 type serveConfig struct {
 	DataDir          string
 	DatabaseURL      string
+	DatabaseWait     time.Duration
 	Addr             string
 	PublicURL        string
 	SandboxDelay     time.Duration
@@ -76,6 +77,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.DurationVar(&c.RealtimeKeyTTL, "realtime-key-ttl", api.DefaultRealtimeKeyTTL, "realtime key lifetime (reported in seconds)")
 	fs.DurationVar(&c.JoinErrorDelay, "join-error-delay", 5*time.Second, "realtime: delay before a refused channel join is answered (slows clients that retry forever)")
 	fs.IntVar(&c.MaxSockets, "realtime-max-connections", 0, "realtime: most open sockets; past it upgrades get 429 \"Too many connected users\" (0: the open-files limit less a tenth, at least 256, kept for the API and the database)")
+	fs.DurationVar(&c.DatabaseWait, "database-wait", 30*time.Second, "PostgreSQL: how long to keep trying at start while the database cannot be reached (0: fail at once)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "API: the longest one request may take (a hung database); past it the answer is 503 with Retry-After")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for requests to finish")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("DOLLR_LOG_FORMAT", "text"), "log format: text or json (env DOLLR_LOG_FORMAT)")
@@ -133,6 +135,7 @@ func (c *serveConfig) validate() error {
 		{"--sandbox-long-delay", c.SandboxLongDelay, 0, notNegative},
 		{"--join-error-delay", c.JoinErrorDelay, 0, notNegative},
 		{"--shutdown-timeout", c.ShutdownTimeout, 0, notNegative},
+		{"--database-wait", c.DatabaseWait, 0, notNegative},
 		{"--request-timeout", c.RequestTimeout, time.Second, "must be at least 1s"},
 	} {
 		if d.v < d.least {
@@ -181,7 +184,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		defer pprofLn.Close()
 	}
 
-	sc := storeConfig{DataDir: c.DataDir, DatabaseURL: c.DatabaseURL}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sc := storeConfig{DataDir: c.DataDir, DatabaseURL: c.DatabaseURL, Wait: c.DatabaseWait, Metrics: reg}
 	storeKind, storeWhere := sc.describe()
 	log.Info("opening store", "store", storeKind, "database", storeWhere)
 	store, err := openStore(ctx, sc, log.With("component", "store"))
@@ -212,8 +217,6 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	network := &sandbox.Network{Delay: c.SandboxDelay, LongDelay: c.SandboxLongDelay}
 	apiHandler, err := api.New(api.Config{
 		Store: store, Tokens: tokens, Sandbox: network,

@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dollr/dollr"
 	"github.com/dollr/dollr/postgres"
@@ -30,6 +32,11 @@ type storeConfig struct {
 	// and the SQLite database must already exist (errNoStore otherwise).
 	// For commands that manage a server's store, such as merchants create.
 	Existing bool
+	// Wait is how long to keep trying while PostgreSQL cannot be reached
+	// (it may be starting alongside dollr); 0 fails at once.
+	Wait time.Duration
+	// Metrics receives the store's own metrics (PostgreSQL: capture's).
+	Metrics prometheus.Registerer
 }
 
 // errNoStore is openStore's error for an Existing SQLite store that is not there.
@@ -47,7 +54,7 @@ func openStore(ctx context.Context, c storeConfig, log *slog.Logger) (dollr.Stor
 		}
 	}
 	if c.DatabaseURL != "" {
-		return postgres.Open(ctx, c.DatabaseURL, postgres.Options{Logger: log})
+		return openPostgres(ctx, c, log)
 	}
 	path := filepath.Join(c.DataDir, sqliteFile)
 	if c.Existing {
@@ -127,4 +134,29 @@ func redactDatabaseURL(s string) string {
 		return s
 	}
 	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// openPostgres opens PostgreSQL, retrying with back-off for up to c.Wait while
+// the server cannot be reached, with a log line per attempt.
+func openPostgres(ctx context.Context, c storeConfig, log *slog.Logger) (*postgres.DB, error) {
+	_, where := c.describe()
+	deadline := time.Now().Add(c.Wait)
+	delay := 500 * time.Millisecond
+	for {
+		db, err := postgres.Open(ctx, c.DatabaseURL, postgres.Options{Logger: log, Registerer: c.Metrics})
+		if err == nil || !postgres.Unreachable(err) {
+			return db, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("cannot reach PostgreSQL at %s (is it running, and is --database-url right?): %w", where, err)
+		}
+		log.Warn("waiting for PostgreSQL", "database", where, "err", err, "gives_up_in", left.Round(time.Second).String())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(delay, left)):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
