@@ -104,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics = m
 	}
 	s.routes()
-	s.handler = s.withRequestID(s.withLogging(s.withRecover(s.withDeadline(CanonicalPaths(s.mux)))))
+	s.handler = s.withRequestID(s.withLogging(s.withRecover(CanonicalPaths(s.mux))))
 	return s, nil
 }
 

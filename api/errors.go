@@ -43,7 +43,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeUnavailable(w)
 		return
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil:
-		// The request outlived its deadline (withDeadline): the store is
+		// The request outlived its deadline (RequestTimeout, set in withRequestID): the store is
 		// slow or hung. Worth a retry later, as when it is down.
 		s.unavailableLog.log(s, r, "request deadline exceeded", err)
 		writeUnavailable(w)

@@ -57,7 +57,12 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 		}
 		w.Header().Set(RequestIDHeader, id)
 		ri := &requestInfo{id: id}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestInfoKey, ri)))
+		// The request's deadline (RequestTimeout) is set here too: the one
+		// copy of the request that withLogging and the mux share, so the mux's
+		// route pattern and path values stay visible to the log.
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestInfoKey, ri), s.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -101,7 +106,7 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 		}
 		ri := infoFrom(r.Context())
 		attrs := []any{
-			"request_id", ri.id, "method", r.Method, "path", r.URL.Path, "route", route,
+			"request_id", ri.id, "method", r.Method, "path", loggedPath(r), "route", route,
 			"status", sw.status, "bytes", sw.bytes, "duration_ms", float64(elapsed.Microseconds()) / 1000,
 			"remote", r.RemoteAddr,
 		}
@@ -115,13 +120,13 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 	})
 }
 
-// withDeadline gives each request's context the RequestTimeout deadline.
-func (s *Server) withDeadline(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+// loggedPath is r's path without the secret some routes carry in it (the
+// sandbox 3-D Secure route's client_secret).
+func loggedPath(r *http.Request) string {
+	if secret := r.PathValue("client_secret"); secret != "" {
+		return strings.Replace(r.URL.Path, secret, "xxxxx", 1)
+	}
+	return r.URL.Path
 }
 
 // withRecover turns a panic into 500 {"detail":"Internal Server Error"}: a

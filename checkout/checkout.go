@@ -183,7 +183,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			h.log.Error("checkout: panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+			h.log.Error("checkout: panic", "path", loggedPath(r), "panic", fmt.Sprint(v))
 			h.renderError(w, r, http.StatusInternalServerError, errorPage{
 				Title:   "Something went wrong",
 				Message: "We could not load this checkout. Please try again in a moment.",
@@ -282,4 +282,21 @@ type detail struct {
 
 func writeDetail(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, detail{Detail: msg})
+}
+
+// loggedPath is r's path with the link's token cut to its first characters:
+// the token is the payer's capability, and logs travel further than the server.
+func loggedPath(r *http.Request) string {
+	rest, ok := strings.CutPrefix(r.URL.Path, Prefix+"/")
+	if !ok {
+		return r.URL.Path
+	}
+	tok, tail, _ := strings.Cut(rest, "/")
+	if len(tok) > 12 {
+		tok = tok[:12] + "…"
+	}
+	if tail != "" {
+		tail = "/" + tail
+	}
+	return Prefix + "/" + tok + tail
 }

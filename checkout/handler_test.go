@@ -699,3 +699,16 @@ func TestAttemptWait(t *testing.T) {
 		t.Fatal("refused after the oldest attempt left the window")
 	}
 }
+
+func TestLoggedPathHidesToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"/checkout/hct_3e84372b41d14902b0f0635329a10f42/pay": "/checkout/hct_3e84372b…/pay",
+		"/checkout/hct_3e84372b41d14902b0f0635329a10f42":     "/checkout/hct_3e84372b…",
+		"/checkout/static/app.js":                            "/checkout/static/app.js",
+		"/elsewhere":                                         "/elsewhere",
+	} {
+		if got := loggedPath(httptest.NewRequest("GET", in, nil)); got != want {
+			t.Errorf("loggedPath(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

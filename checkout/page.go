@@ -349,12 +349,12 @@ const msgUnavailable = "We cannot reach our payment records right now. Please tr
 
 func (h *Handler) internalPage(w http.ResponseWriter, r *http.Request, err error) {
 	if dollr.IsUnavailable(err) {
-		h.log.Warn("checkout: store unavailable", "path", r.URL.Path, "err", err)
+		h.log.Warn("checkout: store unavailable", "path", loggedPath(r), "err", err)
 		w.Header().Set("Retry-After", "5")
 		h.renderError(w, r, http.StatusServiceUnavailable, errorPage{Title: "Please try again in a moment", Message: msgUnavailable})
 		return
 	}
-	h.log.Error("checkout: page", "path", r.URL.Path, "err", err)
+	h.log.Error("checkout: page", "path", loggedPath(r), "err", err)
 	h.renderError(w, r, http.StatusInternalServerError, errorPage{
 		Title:   "Something went wrong",
 		Message: "We could not load this checkout. Please try again in a moment.",

@@ -504,11 +504,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		}
 		writeDetail(w, http.StatusUnprocessableEntity, sentence(msg))
 	case dollr.IsUnavailable(err):
-		h.log.Warn("checkout: store unavailable", "path", r.URL.Path, "err", err)
+		h.log.Warn("checkout: store unavailable", "path", loggedPath(r), "err", err)
 		w.Header().Set("Retry-After", "5")
 		writeDetail(w, http.StatusServiceUnavailable, msgUnavailable)
 	default:
-		h.log.Error("checkout: request failed", "path", r.URL.Path, "err", err)
+		h.log.Error("checkout: request failed", "path", loggedPath(r), "err", err)
 		writeDetail(w, http.StatusInternalServerError, "Something went wrong. Please try again.")
 	}
 }
