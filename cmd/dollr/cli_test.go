@@ -431,3 +431,15 @@ func writeTestCredentials(t *testing.T, url string) string {
 	}
 	return path
 }
+
+// TestVersion: dollr version names the build, and a server exports it.
+func TestVersion(t *testing.T) {
+	r := runCLI(t, nil, "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "dollr ") || !strings.Contains(r.stdout, "go1.") {
+		t.Fatalf("dollr version: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	s := servetest.Start(t, servetest.Options{})
+	if m := metricsText(t, s.URL); !strings.Contains(m, "dollr_build_info{") {
+		t.Errorf("/metrics lacks dollr_build_info")
+	}
+}

@@ -186,6 +186,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
 	sc := storeConfig{DataDir: c.DataDir, DatabaseURL: c.DatabaseURL, Wait: c.DatabaseWait, Metrics: reg}
 	storeKind, storeWhere := sc.describe()
 	log.Info("opening store", "store", storeKind, "database", storeWhere)
@@ -287,7 +288,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	// Durations are strings so that JSON logs show 3s, not 3000000000.
 	log.Info("dollr serving", "addr", addr, "base_url", baseURL, "store", storeKind, "database", storeWhere,
 		"credentials", credentialsPath(c.DataDir), "merchant_id", creds.MerchantID,
-		"sandbox_delay", c.SandboxDelay.String(), "sandbox_long_delay", c.SandboxLongDelay.String())
+		"sandbox_delay", c.SandboxDelay.String(), "sandbox_long_delay", c.SandboxLongDelay.String(),
+		"version", readBuildInfo().String())
 	printWelcome(c.DataDir, creds, created)
 
 	select {
