@@ -73,7 +73,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	db := &DB{path: path, writeStmts: map[string]*sql.Stmt{}, jobAdded: make(chan struct{}, 1), closed: make(chan struct{})}
 	if err := db.open(ctx); err != nil {
 		db.closeDatabases()
-		return nil, err
+		// SQLite's own messages ("disk I/O error", "unable to open database
+		// file") name neither the file nor a likely cause.
+		return nil, fmt.Errorf("%w (database %s: is its disk full, or its directory not writable?)", err, path)
 	}
 	head, err := db.Head(ctx)
 	if err != nil {
