@@ -195,34 +195,24 @@ func TestUpgradeRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			u := "http" + strings.TrimPrefix(srv.url, "ws") + "?vsn=2.0.0"
-			if tc.key != "" {
-				u += "&apikey=" + tc.key
-			}
-			req, _ := http.NewRequest("GET", u, nil)
-			req.Header.Set("Connection", "Upgrade")
-			req.Header.Set("Upgrade", "websocket")
-			req.Header.Set("Sec-WebSocket-Version", "13")
-			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
+			code, body := upgradeStatus(t, srv, tc.key)
 			var got map[string]string
-			if resp.StatusCode != 401 || json.Unmarshal(body, &got) != nil || got["error"] != tc.want {
-				t.Errorf("got %d %s, want 401 {\"error\":%q}", resp.StatusCode, body, tc.want)
+			if code != 401 || json.Unmarshal([]byte(body), &got) != nil || got["error"] != tc.want {
+				t.Errorf("got %d %s, want 401 {\"error\":%q}", code, body, tc.want)
 			}
 		})
 	}
 }
 
-// upgradeStatus sends one WebSocket upgrade request with a valid apikey and
-// returns the status and, when refused, the body.
-func upgradeStatus(t *testing.T, srv *testServer) (int, string) {
+// upgradeStatus sends one WebSocket upgrade request with apikey (none if
+// empty) and returns the status and, when refused, the body.
+func upgradeStatus(t *testing.T, srv *testServer, apikey string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http"+strings.TrimPrefix(srv.url, "ws")+"?vsn=2.0.0&apikey="+anonKey(), nil)
+	u := "http" + strings.TrimPrefix(srv.url, "ws") + "?vsn=2.0.0"
+	if apikey != "" {
+		u += "&apikey=" + apikey
+	}
+	req, _ := http.NewRequest("GET", u, nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Sec-WebSocket-Version", "13")
@@ -249,7 +239,7 @@ func TestMaxConnections(t *testing.T) {
 		c.push("", c.nextRef(), "phoenix", "heartbeat", map[string]any{})
 		c.nextEvent("phx_reply")
 	}
-	code, body := upgradeStatus(t, srv)
+	code, body := upgradeStatus(t, srv, anonKey())
 	if code != http.StatusTooManyRequests || strings.TrimSpace(body) != `{"error":"Too many connected users"}` {
 		t.Fatalf("third socket: %d %s, want 429 {\"error\":\"Too many connected users\"}", code, body)
 	}
@@ -265,7 +255,7 @@ func TestMaxConnections(t *testing.T) {
 	// its place again, so both attempts must succeed.
 	for _, what := range []string{"a place frees once a socket closes", "a closed upgrade frees its place too"} {
 		eventually(t, what, func() bool {
-			code, _ := upgradeStatus(t, srv)
+			code, _ := upgradeStatus(t, srv, anonKey())
 			return code == http.StatusSwitchingProtocols
 		})
 	}

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,13 +18,7 @@ import (
 // Retry-After and Dollr's body (not a 500 and an error line per request),
 // and once it is back the same calls succeed, with nothing lost.
 func TestServeDatabaseOutage(t *testing.T) {
-	cluster := pgtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dbURL, _, err := cluster.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cluster, dbURL := ownDatabase(t)
 	in := installation{dataDir: t.TempDir(), databaseURL: dbURL}
 	s := startServe(t, in)
 	c := newClient(t, s.creds)
@@ -120,13 +111,7 @@ func grepLines(s, sub string) string {
 // trying (saying so) and serves once the database is up; with
 // --database-wait 0 it exits at once, naming the database.
 func TestServeWaitsForDatabase(t *testing.T) {
-	cluster := pgtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dbURL, _, err := cluster.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cluster, dbURL := ownDatabase(t)
 	if err := cluster.Down(); err != nil {
 		t.Fatal(err)
 	}
@@ -135,23 +120,9 @@ func TestServeWaitsForDatabase(t *testing.T) {
 		t.Fatalf("--database-wait 0 with the database down: exit %d, want 1 naming the database\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
-	cmd := servetest.Command(t, "serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--database-url", dbURL)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		<-exited
-		if t.Failed() {
-			t.Logf("dollr serve output:\n%s", out.String())
-		}
-	})
+	s := servetest.Launch(t, servetest.Options{DatabaseURL: dbURL})
 	servetest.WaitFor(t, serveWait, func() error {
-		if !strings.Contains(out.String(), "waiting for PostgreSQL") {
+		if !strings.Contains(s.Output(), "waiting for PostgreSQL") {
 			return fmt.Errorf("not waiting yet")
 		}
 		return nil
@@ -159,28 +130,19 @@ func TestServeWaitsForDatabase(t *testing.T) {
 	if err := cluster.Up(); err != nil {
 		t.Fatal(err)
 	}
-	servetest.WaitFor(t, serveWait, func() error {
-		if !strings.Contains(out.String(), "dollr serving") {
-			return fmt.Errorf("not serving yet")
-		}
-		return nil
-	})
+	s.WaitServing()
 }
 
-// syncBuffer is a bytes.Buffer safe for a writing process and a reading test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// ownDatabase is a cluster of the test's own (so it can be taken down) and
+// an empty database on it.
+func ownDatabase(t *testing.T) (*pgtest.Cluster, string) {
+	t.Helper()
+	cluster := pgtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dbURL, _, err := cluster.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cluster, dbURL
 }

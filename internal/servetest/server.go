@@ -59,6 +59,16 @@ type Server struct {
 // logged if t failed, and a data race it reports fails t.
 func Start(t testing.TB, opt Options) *Server {
 	t.Helper()
+	s := Launch(t, opt)
+	s.WaitServing()
+	return s
+}
+
+// Launch starts dollr serve as Start does but returns at once, before the
+// server listens (its Output can be watched meanwhile); WaitServing waits
+// for it.
+func Launch(t testing.TB, opt Options) *Server {
+	t.Helper()
 	if opt.DataDir == "" {
 		opt.DataDir = t.TempDir()
 	}
@@ -94,7 +104,14 @@ func Start(t testing.TB, opt Options) *Server {
 			t.Logf("dollr serve output:\n%s", out)
 		}
 	})
+	return s
+}
 
+// WaitServing returns once the server launched by Launch answers /healthz,
+// and fails the test if it exits or takes longer than the start-up timeout.
+func (s *Server) WaitServing() {
+	t := s.t
+	t.Helper()
 	select {
 	case addr := <-s.output.addr:
 		s.URL = "http://" + addr
@@ -114,7 +131,6 @@ func Start(t testing.TB, opt Options) *Server {
 			t.Fatalf("dollr serve on %s not healthy after %s:\n%s", s.URL, startTimeout, s.Output())
 		}
 	}
-	return s
 }
 
 var healthClient = &http.Client{Timeout: 5 * time.Second}
