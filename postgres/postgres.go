@@ -110,6 +110,9 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*DB, error) {
 	// Times are written and read as UTC so rendering never depends on the
 	// server's TimeZone.
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	// Every connection (pool, capture, job listener) notices a vanished
+	// database host within deadPeerTimeout (dial.go).
+	cfg.ConnConfig.DialFunc = newDialer(cfg.ConnConfig.ConnectTimeout).DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
