@@ -411,7 +411,26 @@ func internal(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return &dollr.Error{Code: dollr.EINTERNAL, Message: "sqlite: " + err.Error()}
+	code := dollr.EINTERNAL
+	if unavailable(err) {
+		code = dollr.EUNAVAILABLE
+	}
+	return &dollr.Error{Code: code, Message: "sqlite: " + err.Error()}
+}
+
+// unavailable reports whether err is a condition that passes without the
+// request changing: the disk is full or failing, or another process held the
+// database locked past busyTimeout. The API answers 503 with Retry-After.
+func unavailable(err error) bool {
+	var se *msqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY:
+		return true
+	}
+	return false
 }
 
 // uniqueViolation reports whether err is a UNIQUE (or primary key) failure

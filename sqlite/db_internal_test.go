@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -405,5 +406,33 @@ func TestCheckpoint(t *testing.T) {
 	db2 := openDB(t, path)
 	if _, err := db2.Merchant(context.Background(), m.ID); err != nil {
 		t.Fatalf("Merchant after checkpoint and reopen: %v", err)
+	}
+}
+
+// A full database (here capped with max_page_count, as a full disk would
+// stop it) is EUNAVAILABLE, which the API answers 503 with Retry-After, and
+// writes work again once there is room.
+func TestFullDatabaseUnavailable(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "dollr.db"))
+	ctx := context.Background()
+	setMaxPages := func(q string) {
+		t.Helper()
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+		if _, err := db.writer.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setMaxPages("PRAGMA max_page_count = 1") // clamped to the pages in use: no room left
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ { // the free pages fill up
+		err = db.CreateMerchant(ctx, &dollr.Merchant{Name: strings.Repeat("m", 2000), ClientID: fmt.Sprintf("full-%d", i), ClientSecretHash: "00"})
+	}
+	if !dollr.IsUnavailable(err) {
+		t.Fatalf("write to a full database: %v (code %s), want %s", err, dollr.ErrorCode(err), dollr.EUNAVAILABLE)
+	}
+	setMaxPages("PRAGMA max_page_count = 1073741823")
+	if err := db.CreateMerchant(ctx, &dollr.Merchant{Name: "m", ClientID: "after-full", ClientSecretHash: "00"}); err != nil {
+		t.Fatalf("write once there is room: %v", err)
 	}
 }
