@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dollr/dollr/internal/httplog"
 )
 
 // RequestIDHeader carries the request id, echoed on every response.
@@ -66,39 +68,11 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 	})
 }
 
-// statusWriter records the status and size of a response.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += n
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 func (s *Server) withLogging(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httplog.Recorder{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
 		elapsed := time.Since(start)
 		route := r.Pattern
 		if route == "" || route == "/" {
@@ -107,7 +81,7 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 		ri := infoFrom(r.Context())
 		attrs := []any{
 			"request_id", ri.id, "method", r.Method, "path", loggedPath(r), "route", route,
-			"status", sw.status, "bytes", sw.bytes, "duration_ms", float64(elapsed.Microseconds()) / 1000,
+			"status", sw.Code(), "bytes", sw.Bytes, "duration_ms", float64(elapsed.Microseconds()) / 1000,
 			"remote", r.RemoteAddr,
 		}
 		if ri.merchantID != 0 {
@@ -115,7 +89,7 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 		}
 		s.log.InfoContext(r.Context(), "http request", attrs...)
 		if s.metrics != nil {
-			s.metrics.observe(r.Method, route, sw.status, elapsed)
+			s.metrics.observe(r.Method, route, sw.Code(), elapsed)
 		}
 	})
 }
@@ -142,7 +116,7 @@ func (s *Server) withRecover(next http.Handler) http.Handler {
 				panic(v)
 			}
 			s.log.ErrorContext(r.Context(), "panic", "request_id", RequestID(r.Context()), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if sw, ok := w.(*statusWriter); !ok || sw.status == 0 {
+			if sw, ok := w.(*httplog.Recorder); !ok || sw.Status == 0 {
 				writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
 			}
 		}()

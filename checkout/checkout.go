@@ -26,6 +26,7 @@ import (
 
 	"github.com/dollr/dollr"
 	"github.com/dollr/dollr/api"
+	"github.com/dollr/dollr/internal/httplog"
 	"github.com/dollr/dollr/token"
 )
 
@@ -177,6 +178,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hdr.Set("Cross-Origin-Resource-Policy", "same-origin")
 	hdr.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	start := time.Now()
+	sw := &httplog.Recorder{ResponseWriter: w}
+	w = sw
+	// One line per request, as the API logs its own: a payer's failed Pay
+	// leaves a trace. Deferred first, so it runs after the recovery below.
+	defer func() {
+		h.log.Info("checkout request", "method", r.Method, "path", loggedPath(r), "status", sw.Code(),
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
+	}()
 	defer func() {
 		// A bug must never show a stack trace to a paying customer.
 		if v := recover(); v != nil {

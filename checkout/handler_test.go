@@ -712,3 +712,27 @@ func TestLoggedPathHidesToken(t *testing.T) {
 		}
 	}
 }
+
+// Every request leaves one access-log line, a refused Pay included, with the
+// link's token cut short.
+func TestAccessLog(t *testing.T) {
+	e := newHandlerEnv(t)
+	var logs bytes.Buffer
+	h, err := New(Config{Store: e.store, Tokens: e.tokens, Collector: e.api, Sandbox: true, Now: e.clock.Now, BaseURL: "http://shop.test",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.hosted(nil)
+	req := httptest.NewRequest("POST", "/checkout/"+tok+"/pay", strings.NewReader(`{"method":"MOBILE_MONEY","phone":"12"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	out := logs.String()
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(out, `msg="checkout request" method=POST`) || !strings.Contains(out, "status=422") {
+		t.Fatalf("status %d; access log:\n%s", rec.Code, out)
+	}
+	if strings.Contains(out, tok) || !strings.Contains(out, tok[:12]+"…/pay") {
+		t.Errorf("the link's token is not cut short in the log:\n%s", out)
+	}
+}
