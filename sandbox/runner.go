@@ -3,7 +3,10 @@ package sandbox
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dollr/dollr"
 )
@@ -24,6 +27,13 @@ type Runner struct {
 	MaxIdle time.Duration
 	// Batch is how many jobs one claim takes (default 64).
 	Batch int
+	// Registerer receives dollr_sandbox_overdue_seconds; nil registers none.
+	Registerer prometheus.Registerer
+
+	// nextDue is when the earliest job not yet run was due (Unix ns; 0: no
+	// job), as last read from the store. While steps run on time it is in
+	// the future; a store that stops answering leaves it to fall behind.
+	nextDue atomic.Int64
 
 	// stranded are jobs that failed and whose retry could not be recorded
 	// either (the database went away, say): still leased to this runner,
@@ -69,6 +79,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	if batch <= 0 {
 		batch = 64
+	}
+	if r.Registerer != nil {
+		if err := r.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "dollr_sandbox_overdue_seconds",
+			Help: "How late the earliest pending payment step is (0 while steps run on time): payments stuck in PENDING or PROCESSING.",
+		}, r.overdue)); err != nil {
+			return err
+		}
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -146,15 +164,30 @@ func (r *Runner) runDue(ctx context.Context, lease, maxIdle time.Duration, batch
 		}
 	}
 	at, ok, err := r.Store.NextJobAt(ctx)
-	if err != nil || !ok {
+	if err != nil {
 		return maxIdle, err
 	}
+	if !ok {
+		r.nextDue.Store(0)
+		return maxIdle, nil
+	}
+	r.nextDue.Store(at.UnixNano())
 	d := at.Sub(r.now())
 	if d <= 0 {
 		// Due but not claimable: leased by another worker. Check back soon.
 		d = min(250*time.Millisecond, maxIdle)
 	}
 	return min(d, maxIdle), nil
+}
+
+// overdue is how many seconds ago the earliest pending step fell due, 0 if
+// none has.
+func (r *Runner) overdue() float64 {
+	due := r.nextDue.Load()
+	if due == 0 {
+		return 0
+	}
+	return max(0, r.now().Sub(time.Unix(0, due)).Seconds())
 }
 
 // handBackStranded records the retry of each stranded job, now that the store

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dollr/dollr"
 	"github.com/dollr/dollr/internal/backends"
@@ -471,5 +472,79 @@ func testRunnerHandsBackStrandedJob(t *testing.T, b backends.Backend) {
 	waitStatus(t, st, e, dollr.StatusCompleted)
 	if !flaky.applyFailed.Load() || !flaky.retryFailed.Load() {
 		t.Fatal("the failures were not injected")
+	}
+}
+
+// outageStore goes down right after the runner first learns when the next
+// step is due, and stays down until up is set.
+type outageStore struct {
+	dollr.Store
+	down, up atomic.Bool
+}
+
+var errDown = errors.New("connection refused")
+
+func (s *outageStore) failing() bool { return s.down.Load() && !s.up.Load() }
+
+func (s *outageStore) ClaimJobs(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]dollr.Job, error) {
+	if s.failing() {
+		return nil, errDown
+	}
+	return s.Store.ClaimJobs(ctx, now, limit, lease)
+}
+
+func (s *outageStore) NextJobAt(ctx context.Context) (time.Time, bool, error) {
+	if s.failing() {
+		return time.Time{}, false, errDown
+	}
+	at, ok, err := s.Store.NextJobAt(ctx)
+	if ok {
+		s.down.Store(true)
+	}
+	return at, ok, err
+}
+
+// TestRunnerOverdueMetric: while the store does not answer, the earliest
+// pending step's lateness grows in dollr_sandbox_overdue_seconds, and it is
+// back to 0 once the runner catches up.
+func TestRunnerOverdueMetric(t *testing.T) {
+	st := backends.SQLite.NewDatabase(t).Open(t)
+	f := newFixture(t, st)
+	e := f.execute(t, &sandbox.Network{Delay: time.Hour, LongDelay: time.Hour}, "MTN_MOMO_LBR", "231770000010")
+	outage := &outageStore{Store: st}
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&sandbox.Runner{Store: outage, Logger: quiet, MaxIdle: 50 * time.Millisecond, Registerer: reg}).Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	overdue := func() float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == "dollr_sandbox_overdue_seconds" {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1 // not registered yet: the runner is starting
+	}
+	deadline := time.Now().Add(waitFor)
+	for overdue() < 0.1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("overdue still %v with the store down", overdue())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	outage.up.Store(true)
+	waitStatus(t, st, e, dollr.StatusProcessing)
+	for overdue() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("overdue still %v after the runner caught up", overdue())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

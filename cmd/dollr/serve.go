@@ -244,7 +244,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRun()
 	var wg sync.WaitGroup
-	runner := &sandbox.Runner{Store: store, Logger: log}
+	runner := &sandbox.Runner{Store: store, Logger: log, Registerer: reg}
 	wg.Go(func() {
 		if err := runner.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("sandbox runner stopped", "err", err)
