@@ -69,6 +69,9 @@ type Options struct {
 	// DBPID is a local database server's root process (PostgreSQL's
 	// postmaster): its process tree's CPU is reported beside the server's.
 	DBPID int
+	// MetricsURL is the server's Prometheus page; empty means the target's
+	// /metrics (a server started with --metrics-addr serves it elsewhere).
+	MetricsURL string
 
 	// Progress receives progress reports (nil: none): one line redrawn in
 	// place when it is a terminal, plain lines without escape codes otherwise.

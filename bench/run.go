@@ -156,7 +156,11 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // startSampler starts measuring the server; a server without the process
 // collector series makes the run fail, since CPU is a required output.
 func (e *env) startSampler(ctx context.Context) (*Sampler, error) {
-	probe := &Probe{PID: e.o.ServerPID, MetricsURL: e.res.Target + "/metrics", Client: e.http, DBPID: e.o.DBPID}
+	metricsURL := e.o.MetricsURL
+	if metricsURL == "" {
+		metricsURL = e.res.Target + "/metrics"
+	}
+	probe := &Probe{PID: e.o.ServerPID, MetricsURL: metricsURL, Client: e.http, DBPID: e.o.DBPID}
 	s, err := StartSampler(ctx, probe, e.o.SampleInterval)
 	if err != nil {
 		return nil, fmt.Errorf("reading server usage: %w", err)

@@ -5,8 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -139,5 +143,31 @@ func TestCLIRefusesRemoteAndTooManyConnections(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 			t.Errorf("%v: err %v, want exit 2\n%s", args, err, out)
 		}
+	}
+}
+
+// With MetricsURL (dollr bench --metrics-url, for a server started with
+// --metrics-addr) the server's usage is read from there.
+func TestMetricsURL(t *testing.T) {
+	s := startServer(t)
+	var scrapes atomic.Int64
+	// Stands for the server's separate metrics listener.
+	aside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scrapes.Add(1)
+		resp, err := http.Get(s.creds.BaseURL + "/metrics")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		io.Copy(w, resp.Body)
+	}))
+	defer aside.Close()
+	o := s.smokeOptions("idle")
+	o.N, o.Duration, o.ServerPID, o.MetricsURL = 10, 500*time.Millisecond, 0, aside.URL+"/metrics"
+	r := runScenario(t, o)
+	requireNothingLost(t, r)
+	if r.Server == nil || r.Server.Source != "metrics" || scrapes.Load() == 0 {
+		t.Fatalf("server usage %+v after %d scrapes of --metrics-url", r.Server, scrapes.Load())
 	}
 }

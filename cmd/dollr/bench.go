@@ -50,6 +50,7 @@ lost or failed, 2 when the run could not be carried out.`)
 	label := fs.String("label", "", "name for this run in the result, e.g. the backend (sqlite, postgres)")
 	serverPID := fs.Int("server-pid", 0, "pid of a local server: read its CPU and RSS from /proc instead of /metrics")
 	dbPID := fs.Int("db-pid", 0, "pid of a local database server (PostgreSQL's postmaster): report its process tree's CPU too")
+	metricsURL := fs.String("metrics-url", "", "the server's Prometheus page (default <base-url>/metrics; set it for a server started with --metrics-addr)")
 
 	// Every scenario's defaults are shown as checkout's; unset flags take the
 	// chosen scenario's own defaults.
@@ -86,7 +87,7 @@ lost or failed, 2 when the run could not be carried out.`)
 	}
 	o := bench.Defaults(positional[0])
 	o.Credentials, o.BaseURL, o.AllowRemote = creds, *baseURL, *allowRemote
-	o.Label, o.ServerPID, o.DBPID = *label, *serverPID, *dbPID
+	o.Label, o.ServerPID, o.DBPID, o.MetricsURL = *label, *serverPID, *dbPID, *metricsURL
 	o.Subscribers, o.ChannelsPerConn, o.PollInterval, o.Witness, o.Phone = *subscribers, *perConn, *pollInterval, *witness, *phone
 	o.Subscribe, o.WaitSnapshots = *subscribe, *waitSnapshots
 	o.MaxEvents, o.Timeout, o.Concurrency, o.Heartbeat = *maxEvents, *timeout, *concurrency, *heartbeat

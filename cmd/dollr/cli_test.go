@@ -194,6 +194,7 @@ func TestServeValidatesFlagsFirst(t *testing.T) {
 		{[]string{"--shutdown-timeout", "-1s"}, "--shutdown-timeout"},
 		{[]string{"--realtime-max-connections", "-1"}, "--realtime-max-connections"},
 		{[]string{"--request-timeout", "0"}, "--request-timeout"},
+		{[]string{"--metrics-addr", "nonsense"}, "--metrics-addr"},
 		{[]string{"--public-url", "pay.example.com"}, "--public-url"},
 		{[]string{"--public-url", "https://pay.example.com/shop"}, "--public-url"},
 		{[]string{"--public-url", "https://u:pw@pay.example.com"}, "--public-url"},

@@ -56,15 +56,21 @@ func servePprofOn(ctx context.Context, ln net.Listener, log *slog.Logger) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serveAside(ctx, ln, mux, "pprof", log)
+}
+
+// serveAside serves h on a listener of its own (the profiler, or /metrics
+// with --metrics-addr) until ctx ends, then closes it.
+func serveAside(ctx context.Context, ln net.Listener, h http.Handler, what string, log *slog.Logger) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	log.Info("pprof serving", "addr", ln.Addr().String())
+	log.Info(what+" serving", "addr", ln.Addr().String())
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("pprof stopped", "err", err)
+			log.Warn(what+" stopped", "err", err)
 		}
 	}()
 }

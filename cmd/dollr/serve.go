@@ -55,6 +55,7 @@ type serveConfig struct {
 	LogFormat        string
 	LogLevel         string
 	PprofAddr        string
+	MetricsAddr      string
 	NATSURL          string
 }
 
@@ -84,6 +85,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.StringVar(&c.LogLevel, "log-level", envOr("DOLLR_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env DOLLR_LOG_LEVEL)")
 	fs.StringVar(&c.NATSURL, "nats-url", os.Getenv("DOLLR_NATS_URL"), "NATS JetStream URL, e.g. nats://127.0.0.1:4222: every server on the database delivers live realtime events (env DOLLR_NATS_URL; docs/nats.md)")
 	fs.Lookup("nats-url").DefValue = nats.RedactURL(os.Getenv("DOLLR_NATS_URL"))
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("DOLLR_METRICS_ADDR"), "serve /metrics on this address only, e.g. 127.0.0.1:9090, instead of beside the API (env DOLLR_METRICS_ADDR)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -142,6 +144,11 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("%s %s: %s", d.flag, d.v, d.rule)
 		}
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr %q: %w", c.MetricsAddr, err)
+		}
+	}
 	if c.MaxSockets < 0 {
 		return fmt.Errorf("--realtime-max-connections %d: must not be negative (0 means from the open-files limit)", c.MaxSockets)
 	}
@@ -182,6 +189,13 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			return err
 		}
 		defer pprofLn.Close()
+	}
+	var metricsLn net.Listener
+	if c.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", c.MetricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer metricsLn.Close()
 	}
 
 	reg := prometheus.NewRegistry()
@@ -238,7 +252,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", apiHandler)
 	mux.Handle(checkout.Prefix+"/", hosted)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if metricsLn == nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 
 	// Background work stops with runCtx, after the HTTP server has drained.
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
@@ -252,6 +269,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	})
 	if pprofLn != nil {
 		servePprofOn(runCtx, pprofLn, log)
+	}
+	if metricsLn != nil {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metrics)
+		serveAside(runCtx, metricsLn, mm, "metrics", log)
 	}
 	var bus *nats.Bus
 	if c.NATSURL != "" {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -353,5 +354,23 @@ func TestHostedPageUsesInstallationAnonKey(t *testing.T) {
 	servetest.NewAPI(t, s.creds.BaseURL).Call("POST", path+"/pay", map[string]string{"method": "MOBILE_MONEY", "phone": "231770000010"}, 200, &pay)
 	if pay.Realtime.AnonKey != s.creds.SupabaseAnonKey {
 		t.Fatalf("hosted page anon key %q, want credentials.json's %q", pay.Realtime.AnonKey, s.creds.SupabaseAnonKey)
+	}
+}
+
+// TestServeMetricsAddr: with --metrics-addr, /metrics moves off the public
+// listener onto its own.
+func TestServeMetricsAddr(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{Flags: []string{"--metrics-addr", "127.0.0.1:0"}})
+	m := regexp.MustCompile(`msg="metrics serving" addr=(\S+)`).FindStringSubmatch(s.Output())
+	if m == nil {
+		t.Fatalf("the metrics address is not logged:\n%s", s.Output())
+	}
+	if resp, err := http.Get(s.URL + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("public /metrics: %v %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if text := metricsText(t, "http://"+m[1]); !strings.Contains(text, "dollr_build_info{") {
+		t.Errorf("/metrics on --metrics-addr lacks dollr_build_info")
 	}
 }
