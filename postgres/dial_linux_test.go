@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/dollr/dollr/pgtest"
 )
 
 // userTimeout reads TCP_USER_TIMEOUT (milliseconds) and SO_KEEPALIVE of c.
@@ -36,13 +34,7 @@ func userTimeout(t *testing.T, c net.Conn) (ms, keepalive int) {
 // The store's connections give up on a vanished database host within
 // deadPeerTimeout instead of the kernel's quarter of an hour.
 func TestConnectionsNoticeDeadPeer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := Open(ctx, pgtest.NewDatabase(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	ctx, db := openInternal(t)
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)

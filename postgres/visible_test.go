@@ -49,13 +49,7 @@ func TestParseSnapshot(t *testing.T) {
 // TestCommittedVisible checks the snapshot test against PostgreSQL: a
 // transaction still open is not visible, the same one committed is.
 func TestCommittedVisible(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := Open(ctx, pgtest.NewDatabase(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	ctx, db := openInternal(t)
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -142,3 +136,17 @@ func TestWaitVisibleBounded(t *testing.T) {
 type warnFunc func(string, ...any)
 
 func (f warnFunc) Warn(msg string, args ...any) { f(msg, args...) }
+
+// openInternal opens a store on a new database for a test of this package's
+// internals, closed when t ends; ctx ends after a minute.
+func openInternal(t *testing.T) (context.Context, *DB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	db, err := Open(ctx, pgtest.NewDatabase(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return ctx, db
+}
