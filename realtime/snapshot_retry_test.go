@@ -102,3 +102,39 @@ func TestSnapshotRetryEndsWithChannel(t *testing.T) {
 		t.Errorf("%d reads, want 2 (none after the leave)", n)
 	}
 }
+
+// A refresh that moves the grant to other rows snapshots them anew; that read
+// is retried too when it fails.
+func TestRefreshSnapshotFailureRetried(t *testing.T) {
+	policy := PolicyFunc(func(claims map[string]any, _ string) (Grant, error) {
+		ref, _ := claims["reference_id"].(string)
+		return Grant{Allow: true, Rows: map[string]map[string]string{"public." + dollr.PublicStatusTable: {"reference_id": ref}}}, nil
+	})
+	var down atomic.Bool
+	snap := snapshotFunc(func(_ context.Context, _, _ string, eq map[string]string) ([]dollr.Change, uint64, error) {
+		if eq["reference_id"] == refB && down.Load() {
+			return nil, 0, errors.New("connection refused")
+		}
+		return []dollr.Change{statusChange(3, eq["reference_id"], 1, dollr.StatusProcessing)}, 3, nil
+	})
+	srv := startServer(t, Config{Policy: policy, Snapshot: snap})
+	c := dial(t, srv, "2.0.0")
+	jr, _ := c.joinOK("realtime:watch", joinPayload(realtimeKey(7, refA, time.Hour),
+		map[string]any{"event": "*", "schema": "public", "table": dollr.PublicStatusTable})) // reply and system message
+	if m := c.nextEvent("postgres_changes"); m.payload()["data"].(map[string]any)["record"].(map[string]any)["reference_id"] != refA {
+		t.Fatalf("join snapshot: %s", m.Raw)
+	}
+	down.Store(true)
+	c.push(jr, c.nextRef(), "realtime:watch", "access_token", map[string]any{"access_token": realtimeKey(7, refB, time.Hour)})
+	c.nextEvent("system") // the refreshed subscription
+	if m := c.nextEvent("system"); m.payload()["status"] != "error" || m.payload()["message"] != msgSnapshotRetry {
+		t.Fatalf("system after a failed refresh snapshot: %s", m.Raw)
+	}
+	down.Store(false)
+	if m := c.nextEvent("system"); m.payload()["message"] != "Subscribed to PostgreSQL" {
+		t.Fatalf("system after recovery: %s", m.Raw)
+	}
+	if m := c.nextEvent("postgres_changes"); m.payload()["data"].(map[string]any)["record"].(map[string]any)["reference_id"] != refB {
+		t.Fatalf("refresh snapshot: %s", m.Raw)
+	}
+}
