@@ -444,3 +444,17 @@ func TestVersion(t *testing.T) {
 		t.Errorf("/metrics lacks dollr_build_info")
 	}
 }
+
+// TestServeSaysDatabaseURLCameFromEnvironment: a DATABASE_URL inherited from
+// the environment is named as such in the log, since it may be another
+// program's.
+func TestServeSaysDatabaseURLCameFromEnvironment(t *testing.T) {
+	r := runCLI(t, []string{"DATABASE_URL=postgres://u@127.0.0.1:1/elsewhere"}, "serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--database-wait", "0")
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, `from="the DATABASE_URL environment variable"`) {
+		t.Fatalf("exit %d, want 1 with the store's origin logged\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, nil, "serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--database-wait", "0", "--database-url", "postgres://u@127.0.0.1:1/elsewhere")
+	if r.code != 1 || strings.Contains(r.stdout+r.stderr, "environment variable") {
+		t.Fatalf("with the flag: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -41,6 +42,7 @@ type serveConfig struct {
 	DataDir          string
 	DatabaseURL      string
 	DatabaseWait     time.Duration
+	DatabaseFromEnv  bool // DatabaseURL came from $DATABASE_URL, not the flag
 	Addr             string
 	PublicURL        string
 	SandboxDelay     time.Duration
@@ -91,6 +93,9 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 		return code
 	}
 	c.DatabaseURL = *databaseURL
+	// An unprefixed DATABASE_URL may belong to another program in the same
+	// environment: say where the store came from.
+	c.DatabaseFromEnv = c.DatabaseURL != "" && !flagGiven(fs, "database-url")
 	// Every flag is checked before anything is opened, listened on or written.
 	logger, err := newLogger(c.LogFormat, c.LogLevel)
 	if err == nil {
@@ -203,7 +208,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	registerBuildInfo(reg)
 	sc := storeConfig{DataDir: c.DataDir, DatabaseURL: c.DatabaseURL, Wait: c.DatabaseWait, Metrics: reg}
 	storeKind, storeWhere := sc.describe()
-	log.Info("opening store", "store", storeKind, "database", storeWhere)
+	if c.DatabaseFromEnv {
+		log.Info("opening store", "store", storeKind, "database", storeWhere, "from", "the DATABASE_URL environment variable")
+	} else {
+		log.Info("opening store", "store", storeKind, "database", storeWhere)
+	}
 	store, err := openStore(ctx, sc, log.With("component", "store"))
 	if err != nil {
 		return err
@@ -573,4 +582,11 @@ func staleName(path string) string {
 		}
 		name = fmt.Sprintf("%s.stale.%d", path, n)
 	}
+}
+
+// flagGiven reports whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
