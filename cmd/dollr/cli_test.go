@@ -195,6 +195,7 @@ func TestServeValidatesFlagsFirst(t *testing.T) {
 		{[]string{"--realtime-max-connections", "-1"}, "--realtime-max-connections"},
 		{[]string{"--request-timeout", "0"}, "--request-timeout"},
 		{[]string{"--metrics-addr", "nonsense"}, "--metrics-addr"},
+		{[]string{"--trusted-proxies", "proxy.internal"}, "--trusted-proxies"},
 		{[]string{"--public-url", "pay.example.com"}, "--public-url"},
 		{[]string{"--public-url", "https://pay.example.com/shop"}, "--public-url"},
 		{[]string{"--public-url", "https://u:pw@pay.example.com"}, "--public-url"},

@@ -24,6 +24,7 @@ import (
 	"github.com/dollr/dollr/api"
 	"github.com/dollr/dollr/checkout"
 	"github.com/dollr/dollr/internal/fdlimit"
+	"github.com/dollr/dollr/internal/httplog"
 	"github.com/dollr/dollr/nats"
 	"github.com/dollr/dollr/realtime"
 	"github.com/dollr/dollr/sandbox"
@@ -58,6 +59,7 @@ type serveConfig struct {
 	LogLevel         string
 	PprofAddr        string
 	MetricsAddr      string
+	TrustedProxies   string
 	NATSURL          string
 }
 
@@ -87,6 +89,7 @@ restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`
 	fs.StringVar(&c.LogLevel, "log-level", envOr("DOLLR_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env DOLLR_LOG_LEVEL)")
 	fs.StringVar(&c.NATSURL, "nats-url", os.Getenv("DOLLR_NATS_URL"), "NATS JetStream URL, e.g. nats://127.0.0.1:4222: every server on the database delivers live realtime events (env DOLLR_NATS_URL; docs/nats.md)")
 	fs.Lookup("nats-url").DefValue = nats.RedactURL(os.Getenv("DOLLR_NATS_URL"))
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", os.Getenv("DOLLR_TRUSTED_PROXIES"), "reverse proxies whose X-Forwarded-For names the client in the logs, as addresses or CIDRs, e.g. 127.0.0.1,10.0.0.0/8 (env DOLLR_TRUSTED_PROXIES; default none)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("DOLLR_METRICS_ADDR"), "serve /metrics on this address only, e.g. 127.0.0.1:9090, instead of beside the API (env DOLLR_METRICS_ADDR)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -148,6 +151,9 @@ func (c *serveConfig) validate() error {
 		if d.v < d.least {
 			return fmt.Errorf("%s %s: %s", d.flag, d.v, d.rule)
 		}
+	}
+	if _, err := httplog.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
@@ -302,7 +308,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 
-	var handler http.Handler = api.CanonicalPaths(mux) // the JSON 404, not ServeMux's redirect, for // and dot segments
+	var handler http.Handler = api.CanonicalPaths(mux)          // the JSON 404, not ServeMux's redirect, for // and dot segments
+	trusted, _ := httplog.ParseTrustedProxies(c.TrustedProxies) // checked by validate
+	handler = trusted.RealRemote(handler)
 	if c.PublicURL == "" {
 		handler = warnProxyWithoutPublicURL(handler, baseURL, log)
 	}

@@ -374,3 +374,32 @@ func TestServeMetricsAddr(t *testing.T) {
 		t.Errorf("/metrics on --metrics-addr lacks dollr_build_info")
 	}
 }
+
+// TestServeTrustedProxies: behind a trusted proxy the access log names the
+// client from X-Forwarded-For; otherwise the header is ignored.
+func TestServeTrustedProxies(t *testing.T) {
+	for _, c := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--trusted-proxies", "127.0.0.0/8"}, `remote=203\.0\.113\.7( |$)`},
+		{nil, `remote=127\.0\.0\.1:\d+( |$)`},
+	} {
+		s := servetest.Start(t, servetest.Options{Flags: c.flags})
+		req, _ := http.NewRequest("GET", s.URL+"/v1/status/collection/x", nil)
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		servetest.WaitFor(t, serveWait, func() error {
+			for _, l := range strings.Split(s.Output(), "\n") {
+				if strings.Contains(l, "path=/v1/status/collection/x") && regexp.MustCompile(c.want).MatchString(l) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no access-log line with %q", c.want)
+		})
+	}
+}
