@@ -69,7 +69,8 @@ Serves the Dollr Open API (/v1/...), the Supabase-compatible realtime server
 (/realtime/v1/websocket), /healthz and /metrics, and runs the sandbox payment
 network (docs/sandbox.md). On first start with an empty data directory it
 creates a sandbox merchant and writes <data-dir>/credentials.json (0600); a
-restart reuses it, updating only its URLs. SIGINT/SIGTERM shut down gracefully.`)
+restart reuses it, updating only its URLs. SIGINT, SIGTERM and SIGHUP shut
+down gracefully.`)
 	var c serveConfig
 	fs.StringVar(&c.DataDir, "data-dir", envOr("DOLLR_DATA_DIR", "./dollr-data"), "data directory: SQLite database and credentials.json (env DOLLR_DATA_DIR)")
 	databaseURL := databaseURLFlag(fs, databaseURLUsage)
