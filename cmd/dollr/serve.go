@@ -153,6 +153,20 @@ func (c *serveConfig) validate() error {
 			return fmt.Errorf("%s %s: %s", d.flag, d.v, d.rule)
 		}
 	}
+	// Credentials that outlive these would outlive any reason to keep them:
+	// a leaked bearer token or realtime key stays useful until it expires.
+	for _, d := range []struct {
+		flag    string
+		v, most time.Duration
+	}{
+		{"--access-token-ttl", c.AccessTokenTTL, 24 * time.Hour},
+		{"--realtime-key-ttl", c.RealtimeKeyTTL, 24 * time.Hour},
+		{"--session-ttl", c.SessionTTL, 7 * 24 * time.Hour},
+	} {
+		if d.v > d.most {
+			return fmt.Errorf("%s %s: must be at most %s", d.flag, d.v, d.most)
+		}
+	}
 	if _, err := httplog.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
@@ -330,7 +344,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		"credentials", credentialsPath(c.DataDir), "merchant_id", creds.MerchantID,
 		"sandbox_delay", c.SandboxDelay.String(), "sandbox_long_delay", c.SandboxLongDelay.String(),
 		"version", readBuildInfo().String())
-	printWelcome(c.DataDir, creds, created)
+	if c.LogFormat == "text" {
+		// Plain lines for a person; with JSON logs they would break a
+		// log pipeline, and the serving line above carries the same facts.
+		printWelcome(c.DataDir, creds, created)
+	}
 
 	select {
 	case <-ctx.Done():

@@ -403,3 +403,22 @@ func TestServeTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestServeJSONLogsOnly: with --log-format json every line the server writes
+// is a JSON object (the welcome text is for people reading text logs).
+func TestServeJSONLogsOnly(t *testing.T) {
+	s := servetest.Start(t, servetest.Options{Flags: []string{"--log-format", "json"}})
+	if code := s.Stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(s.Output()), "\n")
+	for _, l := range lines {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Errorf("not a JSON log line: %q", l)
+		}
+	}
+	if len(lines) < 3 {
+		t.Errorf("only %d lines logged", len(lines))
+	}
+}
