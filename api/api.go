@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/internal/ratelog"
 	"github.com/dollr/dollr/sandbox"
 	"github.com/dollr/dollr/token"
 )
@@ -65,7 +66,7 @@ type Server struct {
 	metrics  *httpMetrics
 	sessions *sessionSources // for realtime keys (sessioncache.go)
 	// unavailableLog keeps a store outage from logging once per request.
-	unavailableLog outageLog
+	unavailableLog ratelog.Limiter
 }
 
 // New returns the API handler.

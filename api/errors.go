@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dollr/dollr"
@@ -45,11 +44,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil:
 		// The request outlived its deadline (RequestTimeout, set in withRequestID): the store is
 		// slow or hung. Worth a retry later, as when it is down.
-		s.unavailableLog.log(s, r, "request deadline exceeded", err)
+		s.logOutage(r, "request deadline exceeded", err)
 		writeUnavailable(w)
 		return
 	case dollr.IsUnavailable(err):
-		s.unavailableLog.log(s, r, "store unavailable", err)
+		s.logOutage(r, "store unavailable", err)
 		writeUnavailable(w)
 		return
 	}
@@ -88,26 +87,12 @@ func writeUnavailable(w http.ResponseWriter) {
 	writeDetail(w, http.StatusServiceUnavailable, "Service Unavailable")
 }
 
-// outageLog logs a failure that every request repeats while the store is
-// down at most once a second, counting the ones it leaves out.
-type outageLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (l *outageLog) log(s *Server, r *http.Request, msg string, err error) {
-	l.mu.Lock()
-	now := time.Now()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		l.mu.Unlock()
-		return
+// logOutage logs a failure that every request repeats while the store is
+// down, at most once a second.
+func (s *Server) logOutage(r *http.Request, msg string, err error) {
+	if ok, suppressed := s.unavailableLog.Allow(time.Now()); ok {
+		s.log.WarnContext(r.Context(), msg, "request_id", RequestID(r.Context()), "err", err, "suppressed", suppressed)
 	}
-	suppressed := l.suppressed
-	l.last, l.suppressed = now, 0
-	l.mu.Unlock()
-	s.log.WarnContext(r.Context(), msg, "request_id", RequestID(r.Context()), "err", err, "suppressed", suppressed)
 }
 
 func writeDetail(w http.ResponseWriter, status int, detail string) {

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/internal/ratelog"
 )
 
 // Config configures a Server. Only Secret is required.
@@ -120,8 +121,8 @@ type Server struct {
 
 	// Errors that clients' retries repeat (a policy or snapshot failing for
 	// everyone while the database is down), logged at most once a second.
-	policyErrors   rateLimitedLog
-	snapshotErrors rateLimitedLog
+	policyErrors   ratelog.Limiter
+	snapshotErrors ratelog.Limiter
 }
 
 // New returns a server for cfg.
@@ -287,23 +288,15 @@ func (s *Server) tokenHash(raw string) uint64 { return maphash.String(s.seed, ra
 // logPolicyFailure logs a Policy error other than a *JoinError (the policy
 // failed rather than refused): clients retry joins and refreshes in a loop.
 func (s *Server) logPolicyFailure(topic string, err error) {
-	s.policyErrors.log(s, "realtime: policy failed", "topic", topic, "err", err)
+	s.logLimited(&s.policyErrors, "realtime: policy failed", "topic", topic, "err", err)
 }
 
-// rateLimitedLog logs an error at most once a second, with the number of
-// occurrences it left out since the last line.
-type rateLimitedLog struct {
-	at         atomic.Int64 // when it last logged (Server.mono)
-	suppressed atomic.Int64
-}
-
-func (l *rateLimitedLog) log(s *Server, msg string, args ...any) {
-	now, last := s.mono(), l.at.Load()
-	if last != 0 && now-last < int64(time.Second) || !l.at.CompareAndSwap(last, now) {
-		l.suppressed.Add(1)
-		return
+// logLimited logs an error through l: at most once a second, with the number
+// of occurrences left out since.
+func (s *Server) logLimited(l *ratelog.Limiter, msg string, args ...any) {
+	if ok, suppressed := l.Allow(time.Now()); ok {
+		s.log.Error(msg, append(args, "suppressed", suppressed)...)
 	}
-	s.log.Error(msg, append(args, "suppressed", l.suppressed.Swap(0))...)
 }
 
 func refuse(w http.ResponseWriter, code int, msg string) {

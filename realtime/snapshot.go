@@ -238,7 +238,7 @@ func (ch *channel) readSnapshots(ctx context.Context, groups []*snapGroup) ([]ou
 		if err != nil {
 			ch.s.m.snapshots.WithLabelValues("error").Inc()
 			if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
-				ch.s.snapshotErrors.log(ch.s, "realtime: snapshot failed; retrying", "table", g.t.id, "err", err)
+				ch.s.logLimited(&ch.s.snapshotErrors, "realtime: snapshot failed; retrying", "table", g.t.id, "err", err)
 			}
 			return nil, err
 		}
