@@ -313,7 +313,7 @@ func (c *conn) join(f frame) {
 	// the snapshot are out), and every change after the reply is newer than the
 	// snapshot.
 	s.idx.swap(nil, ch.subs)
-	syncGen, snapshot, snapErr := ch.syncNow(ch.subs)
+	syncGen, snapGroups, snapshot, snapErr := ch.syncNow(ch.subs)
 
 	reply := make([]byte, 0, 64+128*len(p.bindings))
 	reply = append(reply, `{"status":"ok","response":{"postgres_changes":[`...)
@@ -338,7 +338,7 @@ func (c *conn) join(f frame) {
 	if snapErr != nil {
 		// The subscription is live but its current rows could not be read
 		// (the database is down, say): say so and keep reading them.
-		ch.retrySync(syncGen)
+		ch.retrySync(syncGen, snapGroups)
 	} else {
 		if len(p.bindings) > 0 {
 			ch.sendSubscriptionStatus()

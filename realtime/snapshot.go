@@ -104,32 +104,42 @@ func canonicalText(k kind, v value) string {
 	return v.text(k)
 }
 
-// startSync sends the subscriptions' snapshot (if any), then the live changes
-// held since they were registered, and then lets live changes through.
-func (ch *channel) startSync(subs []*sub) {
-	var groups []*snapGroup
+// beginSync starts a new sync of the channel's subscriptions: a flush of any
+// older sync does nothing from now on, and an older sync's reads stop. It
+// returns the new sync's generation and the snapshot reads it needs; ok is
+// false on a closed channel.
+func (ch *channel) beginSync(subs []*sub) (gen uint64, groups []*snapGroup, ok bool) {
 	if ch.s.cfg.Snapshot != nil {
 		groups = snapshotGroups(subs)
 	}
 	ch.mu.Lock()
+	defer ch.mu.Unlock()
 	if ch.closed {
-		ch.mu.Unlock()
-		return
+		return 0, nil, false
 	}
 	ch.syncGen++
-	gen := ch.syncGen
 	if ch.cancel != nil {
 		ch.cancel()
 		ch.cancel = nil
 	}
+	return ch.syncGen, groups, true
+}
+
+// startSync sends the subscriptions' snapshot (if any), then the live changes
+// held since they were registered, and then lets live changes through.
+func (ch *channel) startSync(subs []*sub) {
+	gen, groups, ok := ch.beginSync(subs)
+	if !ok {
+		return
+	}
 	if len(groups) == 0 {
-		ch.mu.Unlock()
 		ch.flush(gen, nil)
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ch.cancel = cancel
-	ch.mu.Unlock()
+	if !ch.setCancel(gen, cancel) {
+		return
+	}
 	go ch.syncUntilRead(ctx, cancel, gen, groups, false)
 }
 
@@ -138,27 +148,29 @@ func (ch *channel) startSync(subs []*sub) {
 // snapshot and arrives as an event of its own rather than folded into it.
 // The caller sends the snapshot with flush(gen, snapshot) once the reply and
 // the system message are out; live changes stay held until then. If the read
-// fails, err is set and the caller hands over to retrySync instead.
-func (ch *channel) syncNow(subs []*sub) (gen uint64, snapshot []outMsg, err error) {
-	var groups []*snapGroup
-	if ch.s.cfg.Snapshot != nil {
-		groups = snapshotGroups(subs)
-	}
-	ch.mu.Lock()
-	ch.syncGen++
-	gen = ch.syncGen
-	if ch.cancel != nil {
-		ch.cancel()
-		ch.cancel = nil
-	}
-	ch.mu.Unlock()
+// fails, err is set and the caller hands groups over to retrySync instead.
+func (ch *channel) syncNow(subs []*sub) (gen uint64, groups []*snapGroup, snapshot []outMsg, err error) {
+	gen, groups, _ = ch.beginSync(subs)
 	if len(groups) == 0 {
-		return gen, nil, nil
+		return gen, nil, nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ch.s.cfg.SnapshotTimeout)
 	defer cancel()
 	snapshot, err = ch.readSnapshots(ctx, groups)
-	return gen, snapshot, err
+	return gen, groups, snapshot, err
+}
+
+// setCancel records cancel as the way to stop sync gen's reads, unless the
+// channel closed or a newer sync began meanwhile (then it cancels at once).
+func (ch *channel) setCancel(gen uint64, cancel context.CancelFunc) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed || gen != ch.syncGen {
+		cancel()
+		return false
+	}
+	ch.cancel = cancel
+	return true
 }
 
 // Snapshot reads that fail are retried at growing intervals, as the real
@@ -170,21 +182,14 @@ const (
 )
 
 // retrySync follows a failed snapshot read of sync gen: it tells the client
-// (a system error), then reads again until a read succeeds, the channel
-// closes or a newer sync replaces this one. Live changes stay held meanwhile.
-func (ch *channel) retrySync(gen uint64) {
-	ch.mu.Lock()
-	if ch.closed || gen != ch.syncGen {
-		ch.mu.Unlock()
+// (a system error), then reads groups again until a read succeeds, the
+// channel closes or a newer sync replaces this one. Live changes stay held
+// meanwhile.
+func (ch *channel) retrySync(gen uint64, groups []*snapGroup) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if !ch.setCancel(gen, cancel) {
 		return
 	}
-	var groups []*snapGroup
-	if ch.s.cfg.Snapshot != nil {
-		groups = snapshotGroups(ch.subs)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch.cancel = cancel
-	ch.mu.Unlock()
 	ch.sendSystem("postgres_changes", "error", msgSnapshotRetry)
 	go ch.syncUntilRead(ctx, cancel, gen, groups, true)
 }
