@@ -248,20 +248,16 @@ func internal(op string, err error) error {
 		return err
 	}
 	code := dollr.EINTERNAL
-	if unreachable(err) {
+	if Unreachable(err) {
 		code = dollr.EUNAVAILABLE
 	}
 	return &dollr.Error{Code: code, Message: "postgres: " + op + ": " + err.Error()}
 }
 
-// Unreachable reports whether an error of Open means PostgreSQL could not be
-// reached (it is down or still starting), so opening again later may work.
-func Unreachable(err error) bool { return unreachable(err) }
-
-// unreachable reports whether err means PostgreSQL could not be reached or
+// Unreachable reports whether err means PostgreSQL could not be reached or
 // dropped the connection (it is down, restarting, or killed the backend),
 // rather than refusing the statement: the same call may succeed later.
-func unreachable(err error) bool {
+func Unreachable(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {

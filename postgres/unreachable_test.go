@@ -24,8 +24,8 @@ func TestUnreachable(t *testing.T) {
 		{&pgconn.PgError{Code: "42P01"}, false},
 		{errors.New("something else"), false},
 	} {
-		if got := unreachable(c.err); got != c.want {
-			t.Errorf("unreachable(%v) = %v, want %v", c.err, got, c.want)
+		if got := Unreachable(c.err); got != c.want {
+			t.Errorf("Unreachable(%v) = %v, want %v", c.err, got, c.want)
 		}
 		wantCode := dollr.EINTERNAL
 		if c.want {
