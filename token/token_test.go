@@ -152,3 +152,73 @@ func FuzzVerify(f *testing.F) {
 		tk.VerifyAnon(s)
 	})
 }
+
+// TestVerifyAccessRemembered checks that remembering verified bearer tokens
+// changes no answer: a token verified before still expires on time, a
+// tampered copy of it is still refused, and the bound on remembered tokens
+// loses no merchant.
+func TestVerifyAccessRemembered(t *testing.T) {
+	issued := time.Unix(1_800_000_000, 0)
+	now := issued
+	warm := newTokens(t, &now)
+	good, err := warm.IssueAccess(7, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := warm.VerifyAccess(good); err != nil || id != 7 {
+		t.Fatalf("VerifyAccess = %d, %v; want 7", id, err)
+	}
+	// The same claims signed with another secret.
+	forged, err := newTokensWith(t, rtSecret, &now).IssueAccess(7, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{
+		"tampered signature": good[:len(good)-2] + "xx",
+		"truncated":          good[:len(good)-1],
+		"extended":           good + "a",
+		"other secret":       forged,
+	} {
+		if _, err := warm.VerifyAccess(s); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("%s: accepted after the genuine token was remembered (err %v)", name, err)
+		}
+	}
+	// Around the expiry (an hour, plus 5 s of leeway) a remembered token and a
+	// freshly parsed one get the same answer.
+	for _, at := range []time.Duration{time.Hour, time.Hour + 5*time.Second - time.Nanosecond, time.Hour + 5*time.Second, 2 * time.Hour} {
+		now = issued.Add(at)
+		cold := newTokens(t, &now)
+		_, coldErr := cold.VerifyAccess(good)
+		_, warmErr := warm.VerifyAccess(good)
+		if (coldErr == nil) != (warmErr == nil) {
+			t.Errorf("at +%v: remembered token err %v, parsed err %v", at, warmErr, coldErr)
+		}
+	}
+	now = issued.Add(time.Hour + time.Minute)
+	if _, err := warm.VerifyAccess(good); !errors.Is(err, token.ErrInvalid) {
+		t.Fatalf("expired remembered token accepted: %v", err)
+	}
+	// More distinct tokens than are remembered: every one still verifies as its own merchant.
+	now = issued
+	for id := int64(1); id <= 5000; id++ {
+		s, err := warm.IssueAccess(id, time.Duration(id)*time.Second+time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if got, err := warm.VerifyAccess(s); err != nil || got != id {
+				t.Fatalf("token %d: VerifyAccess = %d, %v", id, got, err)
+			}
+		}
+	}
+}
+
+func newTokensWith(t testing.TB, api []byte, now *time.Time) *token.Tokens {
+	t.Helper()
+	tk, err := token.New(api, rtSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Now = func() time.Time { return *now }
+	return tk
+}
