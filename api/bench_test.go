@@ -43,3 +43,17 @@ func BenchmarkCollectionStatus(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRealtimeKey measures POST /v1/realtime-keys/collection on each
+// backend: the request a merchant's backend makes for every watched payment.
+func BenchmarkRealtimeKey(b *testing.B) {
+	for _, bk := range backends.All() {
+		b.Run(bk.Name, func(b *testing.B) {
+			e := newEnv(b, bk, options{})
+			body := map[string]any{"session_id": e.a.sessionID, "source_type": "INVOICE", "reference_id": uuid.NewString()}
+			for b.Loop() {
+				e.must(http.MethodPost, "/v1/realtime-keys/collection", e.a.token, body, nil)
+			}
+		})
+	}
+}

@@ -7,8 +7,12 @@ package token
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -206,16 +210,56 @@ type RealtimeClaims struct {
 
 // IssueRealtime returns a realtime key for one session and reference, valid
 // for ttl. Role, Type, Issuer, IssuedAt and ExpiresAt are filled in.
+//
+// A key is minted for every watched payment, so its claims are written by
+// hand rather than through reflection: the same bytes golang-jwt would sign
+// (TestIssueRealtimeMatchesLibrary), at a fifth of the allocations.
 func (t *Tokens) IssueRealtime(c RealtimeClaims, ttl time.Duration) (string, error) {
 	now := t.now()
-	c.Role = RoleAuthenticated
-	c.Type = TypeRealtime
-	c.RegisteredClaims = jwt.RegisteredClaims{
-		Issuer:    Issuer,
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	iat, exp := now.Truncate(time.Second).Unix(), now.Add(ttl).Truncate(time.Second).Unix()
+	claims := make([]byte, 0, 256)
+	claims = append(claims, `{"role":"`+RoleAuthenticated+`","typ":"`+TypeRealtime+`","merchant_id":`...)
+	claims = strconv.AppendInt(claims, c.MerchantID, 10)
+	claims = append(claims, `,"session_id":`...)
+	claims = strconv.AppendInt(claims, c.SessionID, 10)
+	claims = append(claims, `,"reference_id":`...)
+	claims = appendJSONString(claims, c.ReferenceID)
+	claims = append(claims, `,"source_type":`...)
+	claims = appendJSONString(claims, c.SourceType)
+	claims = append(claims, `,"iss":"`+Issuer+`","exp":`...)
+	claims = strconv.AppendInt(claims, exp, 10)
+	claims = append(claims, `,"iat":`...)
+	claims = strconv.AppendInt(claims, iat, 10)
+	claims = append(claims, '}')
+
+	enc := base64.RawURLEncoding
+	out := make([]byte, 0, len(hs256Header)+1+enc.EncodedLen(len(claims))+1+enc.EncodedLen(sha256.Size))
+	out = append(out, hs256Header...)
+	out = append(out, '.')
+	out = enc.AppendEncode(out, claims)
+	mac := hmac.New(sha256.New, t.realtimeSecret)
+	mac.Write(out)
+	out = append(out, '.')
+	out = enc.AppendEncode(out, mac.Sum(nil))
+	return string(out), nil
+}
+
+// hs256Header is golang-jwt's header for HS256, {"alg":"HS256","typ":"JWT"}, encoded.
+const hs256Header = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+
+// appendJSONString appends s as encoding/json would write it: plain ASCII
+// is copied, anything else (never the case for a UUID or a source type) goes
+// through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
 	}
-	return sign(c, t.realtimeSecret)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // VerifyRealtime checks a realtime key (typ realtime, role authenticated).
