@@ -19,12 +19,7 @@ var (
 
 func newTokens(t testing.TB, now *time.Time) *token.Tokens {
 	t.Helper()
-	tk, err := token.New(apiSecret, rtSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk.Now = func() time.Time { return *now }
-	return tk
+	return newTokensWith(t, apiSecret, now)
 }
 
 func TestAccessRoundTrip(t *testing.T) {
@@ -213,6 +208,7 @@ func TestVerifyAccessRemembered(t *testing.T) {
 	}
 }
 
+// newTokensWith returns Tokens with the given API secret, on the clock *now.
 func newTokensWith(t testing.TB, api []byte, now *time.Time) *token.Tokens {
 	t.Helper()
 	tk, err := token.New(api, rtSecret)
