@@ -59,6 +59,31 @@ func (p *Probe) source() string {
 	return "metrics"
 }
 
+// CheckPID makes sure PID is the server whose /metrics the tool reads, by
+// comparing the resident memory each reports: a wrong pid (in bash, `$!` after
+// `rm ... && dollr serve ... &` is a subshell's) would otherwise yield a run
+// that passes with near-zero server CPU. Without a readable /metrics (moved
+// with --metrics-addr and no --metrics-url) there is nothing to compare.
+func (p *Probe) CheckPID(ctx context.Context) error {
+	if p.PID <= 0 {
+		return nil
+	}
+	local, err := procSample(p.PID)
+	if err != nil {
+		return fmt.Errorf("--server-pid %d: %w", p.PID, err)
+	}
+	reported, err := p.metricsSample(ctx)
+	if err != nil || reported.rss == 0 {
+		return nil
+	}
+	if local.rss*2 < reported.rss || local.rss > reported.rss*2 {
+		return fmt.Errorf("--server-pid %d is not the server behind %s: its resident memory is %.1f MiB, the server reports %.1f MiB "+
+			"(in bash, $! after `a && b &` is a subshell's pid; start the server as its own command)",
+			p.PID, p.MetricsURL, float64(local.rss)/(1<<20), float64(reported.rss)/(1<<20))
+	}
+	return nil
+}
+
 func (p *Probe) sample(ctx context.Context) (usageSample, error) {
 	if p.PID > 0 {
 		return procSample(p.PID)

@@ -1,7 +1,11 @@
 package bench
 
 import (
+	"context"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -99,5 +103,44 @@ func TestTreeCPUCountsChildren(t *testing.T) {
 	}
 	if want := own.cpu + float64(child)/clockTicks; tree < want-1e-9 {
 		t.Fatalf("tree CPU %.2f s < own %.2f s + child %.2f s", tree, own.cpu, float64(child)/clockTicks)
+	}
+}
+
+// CheckPID accepts the process that serves the metrics and refuses another
+// (here: a shell, as `$!` names after `a && b &`).
+func TestCheckPID(t *testing.T) {
+	self, err := procSample(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, "process_cpu_seconds_total 1\nprocess_resident_memory_bytes %d\n", self.rss)
+	}))
+	defer metrics.Close()
+	shell := exec.Command("sh", "-c", "sleep 30")
+	if err := shell.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { shell.Process.Kill(); shell.Wait() }()
+	ctx := context.Background()
+	probe := func(pid int, url string) *Probe {
+		return &Probe{PID: pid, MetricsURL: url, Client: metrics.Client()}
+	}
+	url := metrics.URL + "/metrics"
+	if err := probe(os.Getpid(), url).CheckPID(ctx); err != nil {
+		t.Errorf("the serving process refused: %v", err)
+	}
+	if err := probe(shell.Process.Pid, url).CheckPID(ctx); err == nil || !strings.Contains(err.Error(), "is not the server") {
+		t.Errorf("a shell's pid accepted (err %v)", err)
+	}
+	if err := probe(shell.Process.Pid, metrics.URL+"/nowhere").CheckPID(ctx); err != nil {
+		t.Errorf("without readable metrics there is nothing to compare, got %v", err)
+	}
+	if err := probe(0, url).CheckPID(ctx); err != nil {
+		t.Errorf("no pid given: %v", err)
 	}
 }

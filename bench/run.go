@@ -161,6 +161,9 @@ func (e *env) startSampler(ctx context.Context) (*Sampler, error) {
 		metricsURL = e.res.Target + "/metrics"
 	}
 	probe := &Probe{PID: e.o.ServerPID, MetricsURL: metricsURL, Client: e.http, DBPID: e.o.DBPID}
+	if err := probe.CheckPID(ctx); err != nil {
+		return nil, err
+	}
 	s, err := StartSampler(ctx, probe, e.o.SampleInterval)
 	if err != nil {
 		return nil, fmt.Errorf("reading server usage: %w", err)

@@ -48,7 +48,7 @@ lost or failed, 2 when the run could not be carried out.`)
 	jsonOut := fs.Bool("json", false, "print the result as JSON instead of a table")
 	progress := fs.Bool("progress", false, "print progress to stderr even when it is not a terminal (then as plain lines: one per phase, at most one per 5 s)")
 	label := fs.String("label", "", "name for this run in the result, e.g. the backend (sqlite, postgres)")
-	serverPID := fs.Int("server-pid", 0, "pid of a local server: read its CPU and RSS from /proc instead of /metrics")
+	serverPID := fs.Int("server-pid", 0, "pid of a local server: read its CPU and RSS from /proc instead of /metrics (checked against /metrics: the server itself, not a shell)")
 	dbPID := fs.Int("db-pid", 0, "pid of a local database server (PostgreSQL's postmaster): report its process tree's CPU too")
 	metricsURL := fs.String("metrics-url", "", "the server's Prometheus page (default <base-url>/metrics; set it for a server started with --metrics-addr)")
 
