@@ -26,15 +26,8 @@ func TestServeDatabaseOutage(t *testing.T) {
 	c.waitStatus(ref, "COMPLETED")
 
 	status := func() (int, string, string) {
-		req, _ := http.NewRequest("GET", s.creds.BaseURL+"/v1/status/collection/"+ref, nil)
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header.Get("Retry-After"), string(b)
+		resp, body := getWithHeader(t, s.creds.BaseURL+"/v1/status/collection/"+ref, "Authorization", "Bearer "+c.Token)
+		return resp.StatusCode, resp.Header.Get("Retry-After"), body
 	}
 	if err := cluster.Down(); err != nil {
 		t.Fatal(err)

@@ -319,13 +319,7 @@ func TestServeSIGHUPStopsGracefully(t *testing.T) {
 func TestServeWarnsProxyWithoutPublicURL(t *testing.T) {
 	s := servetest.Start(t, servetest.Options{})
 	for range 3 {
-		req, _ := http.NewRequest("GET", s.URL+"/healthz", nil)
-		req.Header.Set("X-Forwarded-Proto", "https")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		getWithHeader(t, s.URL+"/healthz", "X-Forwarded-Proto", "https")
 	}
 	servetest.WaitFor(t, serveWait, func() error {
 		if n := strings.Count(s.Output(), "--public-url is not set"); n != 1 {
@@ -386,13 +380,7 @@ func TestServeTrustedProxies(t *testing.T) {
 		{nil, `remote=127\.0\.0\.1:\d+( |$)`},
 	} {
 		s := servetest.Start(t, servetest.Options{Flags: c.flags})
-		req, _ := http.NewRequest("GET", s.URL+"/v1/status/collection/x", nil)
-		req.Header.Set("X-Forwarded-For", "203.0.113.7")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		getWithHeader(t, s.URL+"/v1/status/collection/x", "X-Forwarded-For", "203.0.113.7")
 		servetest.WaitFor(t, serveWait, func() error {
 			for _, l := range strings.Split(s.Output(), "\n") {
 				if strings.Contains(l, "path=/v1/status/collection/x") && regexp.MustCompile(c.want).MatchString(l) {
@@ -421,4 +409,25 @@ func TestServeJSONLogsOnly(t *testing.T) {
 	if len(lines) < 3 {
 		t.Errorf("only %d lines logged", len(lines))
 	}
+}
+
+// getWithHeader sends a GET carrying one extra header and returns the
+// response with its body read.
+func getWithHeader(t *testing.T, url, name, value string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(name, value)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
 }
