@@ -32,6 +32,10 @@ var (
 
 // TestMain removes the binary built for the smoke runs.
 func TestMain(m *testing.M) {
+	if os.Getenv(floorEnv) == "1" {
+		runFloorServer()
+		return
+	}
 	code := m.Run()
 	if buildBin != "" {
 		os.RemoveAll(filepath.Dir(buildBin))
@@ -39,9 +43,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// dollrBinary builds ../cmd/dollr once per test process.
-func dollrBinary(t *testing.T) string {
+// dollrBinary builds ../cmd/dollr once per test process, or returns
+// $DOLLR_BENCH_BINARY when set: a build to compare against another, or one to
+// profile after the test has ended.
+func dollrBinary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("DOLLR_BENCH_BINARY"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "dollr-bench-bin-")
 		if err != nil {
@@ -60,9 +69,14 @@ func dollrBinary(t *testing.T) string {
 
 // startServer runs dollr serve on a free loopback port with a fresh data
 // directory and a short sandbox delay; it is stopped when the test ends.
-func startServer(t *testing.T) *testServer {
+func startServer(t testing.TB) *testServer {
 	t.Helper()
-	bin := dollrBinary(t)
+	return startServerBinary(t, dollrBinary(t))
+}
+
+// startServerBinary is startServer with a given dollr binary.
+func startServerBinary(t testing.TB, bin string) *testServer {
+	t.Helper()
 	dataDir := t.TempDir()
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
 		"--sandbox-delay", "300ms", "--sandbox-long-delay", "10m", "--log-level", "warn")
