@@ -108,7 +108,10 @@ func floorSocket(nc net.Conn, br *bufio.Reader) {
 		if err != nil || h.Length > 1<<16 {
 			return
 		}
-		in = append(in[:0], make([]byte, h.Length)...)
+		if int64(cap(in)) < h.Length {
+			in = make([]byte, h.Length)
+		}
+		in = in[:h.Length]
 		if _, err := io.ReadFull(br, in); err != nil {
 			return
 		}
@@ -145,12 +148,12 @@ func floorSocket(nc net.Conn, br *bufio.Reader) {
 	}
 }
 
-// appendServerText appends an unmasked, final text frame.
+// appendServerText appends an unmasked, final text frame of a canned reply
+// (always under 64 KiB).
 func appendServerText(b []byte, payload string) []byte {
-	switch n := len(payload); {
-	case n < 126:
+	if n := len(payload); n < 126 {
 		b = append(b, 0x81, byte(n))
-	default:
+	} else {
 		b = append(b, 0x81, 126, byte(n>>8), byte(n))
 	}
 	return append(b, payload...)
