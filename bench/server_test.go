@@ -74,12 +74,14 @@ func startServer(t testing.TB) *testServer {
 	return startServerBinary(t, dollrBinary(t))
 }
 
-// startServerBinary is startServer with a given dollr binary.
-func startServerBinary(t testing.TB, bin string) *testServer {
+// startServerBinary is startServer with a given dollr binary and any further
+// serve flags (e.g. --database-url).
+func startServerBinary(t testing.TB, bin string, serveFlags ...string) *testServer {
 	t.Helper()
 	dataDir := t.TempDir()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
-		"--sandbox-delay", "300ms", "--sandbox-long-delay", "10m", "--log-level", "warn")
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
+		"--sandbox-delay", "300ms", "--sandbox-long-delay", "10m", "--log-level", "warn"}, serveFlags...)
+	cmd := exec.Command(bin, args...)
 	logf, err := os.Create(filepath.Join(dataDir, "serve.log"))
 	if err != nil {
 		t.Fatal(err)

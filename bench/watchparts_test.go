@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dollr/dollr/client"
+	"github.com/dollr/dollr/pgtest"
 )
 
 // The 60 s realtime-against-polling target asks a whole watch (a realtime key,
@@ -45,12 +47,16 @@ import (
 //
 // Each server runs in its own process so /proc gives its CPU alone. With
 // DOLLR_BENCH_BASELINE=<another dollr binary> a fourth server, "baseline",
-// runs the same loop: two builds compared in one run.
+// runs the same loop: two builds compared in one run. With
+// DOLLR_BENCH_DATABASE_URL=<a PostgreSQL database> and DOLLR_BENCH_DB_PID=<its
+// postmaster>, "dollr-pg" is dollr on PostgreSQL, the database's CPU per op
+// reported beside it.
 
 // watchTarget is one server the benchmark drives.
 type watchTarget struct {
 	name    string
 	pid     int
+	dbPID   int    // a local database's postmaster, or 0
 	baseURL string // for polls and keys; "" when the target has no HTTP API
 	wsURL   string
 	bearer  string
@@ -108,8 +114,8 @@ func startFloor(tb testing.TB) (viaHTTP, raw *watchTarget) {
 // startDollrTarget runs `dollr serve` with one executed payment to poll, and a
 // second payment, not yet executed, to mint keys for and join: a checkout page
 // subscribes before its payer pays.
-func startDollrTarget(tb testing.TB, name, bin string) *watchTarget {
-	s := startServerBinary(tb, bin)
+func startDollrTarget(tb testing.TB, name, bin string, serveFlags ...string) *watchTarget {
+	s := startServerBinary(tb, bin, serveFlags...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	o := Defaults("checkout")
@@ -140,13 +146,18 @@ func startDollrTarget(tb testing.TB, name, bin string) *watchTarget {
 		topic: fmt.Sprintf("realtime:payment-intent:%d:%s", p.sessionID, p.referenceID)}
 }
 
-// serverCPU is a process's user+system seconds.
-func serverCPU(b *testing.B, pid int) float64 {
-	s, err := procSample(pid)
+// cpu is the server's and its database's user+system seconds so far.
+func (t *watchTarget) cpu(b *testing.B) (server, db float64) {
+	s, err := procSample(t.pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s.cpu
+	if t.dbPID > 0 {
+		if db, err = treeCPU(t.dbPID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s.cpu, db
 }
 
 // watchClients is how many clients drive a server at once: 1 leaves the
@@ -155,8 +166,8 @@ func serverCPU(b *testing.B, pid int) float64 {
 var watchClients = flag.Int("watch-clients", 1, "BenchmarkWatchParts: concurrent clients per server")
 
 // measure runs b.N operations over *watchClients clients, each with its own
-// op from setup, and reports the target's CPU per op.
-func measure(b *testing.B, t *watchTarget, setup func() (op func() error, cleanup func(), err error)) float64 {
+// op from setup, and reports the target's CPU per op (and its database's).
+func measure(b *testing.B, t *watchTarget, setup func() (op func() error, cleanup func(), err error)) (server, db float64) {
 	n := max(*watchClients, 1)
 	ops := make([]func() error, n)
 	for i := range ops {
@@ -170,7 +181,7 @@ func measure(b *testing.B, t *watchTarget, setup func() (op func() error, cleanu
 	var next atomic.Int64
 	errs := make(chan error, n)
 	b.ResetTimer()
-	before := serverCPU(b, t.pid)
+	serverBefore, dbBefore := t.cpu(b)
 	var wg sync.WaitGroup
 	for _, op := range ops {
 		wg.Go(func() {
@@ -188,9 +199,14 @@ func measure(b *testing.B, t *watchTarget, setup func() (op func() error, cleanu
 	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
-	perOp := (serverCPU(b, t.pid) - before) / float64(b.N) * 1e6
-	b.ReportMetric(perOp, "server-µs/op")
-	return perOp
+	serverAfter, dbAfter := t.cpu(b)
+	server = (serverAfter - serverBefore) / float64(b.N) * 1e6
+	b.ReportMetric(server, "server-µs/op")
+	if t.dbPID > 0 {
+		db = (dbAfter - dbBefore) / float64(b.N) * 1e6
+		b.ReportMetric(db, "db-µs/op")
+	}
+	return server, db
 }
 
 func noCleanup() {}
@@ -384,21 +400,34 @@ func BenchmarkWatchParts(b *testing.B) {
 	if other := os.Getenv("DOLLR_BENCH_BASELINE"); other != "" {
 		targets = append(targets, startDollrTarget(b, "baseline", other))
 	}
+	if url := os.Getenv("DOLLR_BENCH_DATABASE_URL"); url != "" {
+		pg := startDollrTarget(b, "dollr-pg", dollrBinary(b), "--database-url", url)
+		if pid := os.Getenv("DOLLR_BENCH_DB_PID"); pid != "" {
+			var err error
+			if pg.dbPID, err = strconv.Atoi(pid); err != nil {
+				b.Fatalf("DOLLR_BENCH_DB_PID: %v", err)
+			}
+		}
+		targets = append(targets, pg)
+	}
 	targets = append(targets, floor, raw)
 	var mu sync.Mutex
 	costs := map[string]watchCosts{}
 	for _, t := range targets {
-		costs[t.name] = watchCosts{}
+		costs[t.name], costs[t.name+"+db"] = watchCosts{}, watchCosts{}
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: max(*watchClients, 1)}}
 		b.Cleanup(hc.CloseIdleConnections)
 		for _, part := range t.parts(hc) {
 			b.Run(t.name+"/"+part.name, func(b *testing.B) {
-				v := measure(b, t, part.setup)
+				server, db := measure(b, t, part.setup)
 				if b.N < 1000 {
 					return // the framework's probing run: too short for /proc's 10 ms ticks
 				}
 				mu.Lock()
-				costs[t.name][part.name] = append(costs[t.name][part.name], v)
+				costs[t.name][part.name] = append(costs[t.name][part.name], server)
+				if t.dbPID > 0 {
+					costs[t.name+"+db"][part.name] = append(costs[t.name+"+db"][part.name], server+db)
+				}
 				mu.Unlock()
 			})
 		}
@@ -414,12 +443,16 @@ func BenchmarkWatchParts(b *testing.B) {
 		}
 	}
 	fmt.Printf("server CPU per op, µs (median of %d), %d client(s):\n", runs, max(*watchClients, 1))
+	var names []string
 	for _, t := range targets {
-		c := costs[t.name]
+		names = append(names, t.name, t.name+"+db")
+	}
+	for _, name := range names {
+		c := costs[name]
 		if len(c) == 0 {
-			continue // filtered out by -bench
+			continue // filtered out by -bench, or no database measured
 		}
-		fmt.Printf("  %-8s", t.name)
+		fmt.Printf("  %-11s", name)
 		for _, part := range []string{"poll", "key", "join", "heartbeat"} {
 			if len(c[part]) > 0 {
 				fmt.Printf("  %s %6.1f", part, c.median(part))
@@ -441,27 +474,45 @@ func BenchmarkWatchParts(b *testing.B) {
 func TestWatchParts(t *testing.T) {
 	floor, raw := startFloor(t)
 	for _, target := range []*watchTarget{startDollrTarget(t, "dollr", dollrBinary(t)), floor, raw} {
-		hc := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
-		t.Cleanup(hc.CloseIdleConnections)
-		parts := target.parts(hc)
-		want := 2 // join and heartbeat
-		if target.baseURL != "" {
-			want += 2 // poll and key
+		driveParts(t, target)
+	}
+}
+
+// TestWatchPartsPostgres is TestWatchParts for the dollr-pg server.
+func TestWatchPartsPostgres(t *testing.T) {
+	c := pgtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url, _, err := c.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	driveParts(t, startDollrTarget(t, "dollr-pg", dollrBinary(t), "--database-url", url))
+}
+
+// driveParts runs each of target's operations twice.
+func driveParts(t *testing.T, target *watchTarget) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	t.Cleanup(hc.CloseIdleConnections)
+	parts := target.parts(hc)
+	want := 2 // join and heartbeat
+	if target.baseURL != "" {
+		want += 2 // poll and key
+	}
+	if len(parts) != want {
+		t.Fatalf("%s: %d parts, want %d", target.name, len(parts), want)
+	}
+	for _, part := range parts {
+		op, cleanup, err := part.setup()
+		if err != nil {
+			t.Fatalf("%s/%s: %v", target.name, part.name, err)
 		}
-		if len(parts) != want {
-			t.Fatalf("%s: %d parts, want %d", target.name, len(parts), want)
-		}
-		for _, part := range parts {
-			op, cleanup, err := part.setup()
-			if err != nil {
+		for range 2 {
+			if err := op(); err != nil {
 				t.Fatalf("%s/%s: %v", target.name, part.name, err)
 			}
-			for range 2 {
-				if err := op(); err != nil {
-					t.Fatalf("%s/%s: %v", target.name, part.name, err)
-				}
-			}
-			cleanup()
 		}
+		cleanup()
 	}
 }
