@@ -33,6 +33,7 @@ func (d *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID stri
 	var (
 		typ, status string
 		gateway     *string
+		found       bool
 	)
 	b.Queue(`SELECT id, reference_id::text, session_id, source_type, source_id, status, payer_amount, payer_currency,
 		payment_method, requires_action, gateway_message, created_at, updated_at, clock_timestamp()
@@ -40,14 +41,23 @@ func (d *DB) PublicStatus(ctx context.Context, sessionID int64, referenceID stri
 		WHERE session_id = $1 AND reference_id = $2::uuid
 		ORDER BY id DESC LIMIT 1
 		FOR SHARE`, sessionID, referenceID).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&p.ID, &p.ReferenceID, &p.SessionID, &typ, &p.SourceID, &status, amount{&p.PayerAmount},
+		err := row.Scan(&p.ID, &p.ReferenceID, &p.SessionID, &typ, &p.SourceID, &status, amount{&p.PayerAmount},
 			&p.PayerCurrency, &p.PaymentMethod, &p.RequiresAction, &gateway, &p.CreatedAt, &p.UpdatedAt, &p.CommitTime)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Not an error of the batch: pgx drops the prepared statements of a
+			// batch that fails, and a missing row is the usual case (a checkout
+			// page subscribes before its payer pays), so every such snapshot
+			// would prepare both statements again.
+			return nil
+		}
+		found = err == nil
+		return err
 	})
 	if err := d.pool.SendBatch(ctx, b).Close(); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, 0, dollr.NotFound("execution")
-		}
 		return nil, 0, internal("public status", err)
+	}
+	if !found {
+		return nil, 0, dollr.NotFound("execution")
 	}
 	p.SourceType, p.Status = dollr.SourceType(typ), dollr.ExecutionStatus(status)
 	if gateway != nil {
