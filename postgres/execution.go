@@ -15,6 +15,10 @@ const executionColumns = `id, merchant_id, reference_id, session_id, source_id, 
 	provider_transaction_id, gateway_message, wallet_message, client_secret, requires_action, request_hash,
 	created_at, updated_at`
 
+// executionByReferenceSQL is the Status API's lookup, by the unique
+// (merchant_id, reference_id).
+const executionByReferenceSQL = "SELECT " + executionColumns + " FROM executions WHERE merchant_id = $1 AND reference_id = $2"
+
 func scanExecution(row pgx.Row) (*dollr.Execution, error) {
 	e := &dollr.Execution{}
 	var typ, status string
@@ -68,8 +72,7 @@ func (d *DB) CreateExecution(ctx context.Context, e *dollr.Execution, jobs []dol
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A conflict: the same reference_id (idempotent retry) or the
 			// session already used by another execution.
-			existing, err = scanExecution(tx.QueryRow(ctx, "SELECT "+executionColumns+
-				" FROM executions WHERE merchant_id = $1 AND reference_id = $2", stored.MerchantID, stored.ReferenceID))
+			existing, err = scanExecution(tx.QueryRow(ctx, executionByReferenceSQL, stored.MerchantID, stored.ReferenceID))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return sessionUsed()
 			}
@@ -134,8 +137,7 @@ func nullString(s string) *string {
 }
 
 func (d *DB) Execution(ctx context.Context, merchantID int64, referenceID string) (*dollr.Execution, error) {
-	e, err := scanExecution(d.pool.QueryRow(ctx, "SELECT "+executionColumns+
-		" FROM executions WHERE merchant_id = $1 AND reference_id = $2", merchantID, referenceID))
+	e, err := scanExecution(d.pool.QueryRow(ctx, executionByReferenceSQL, merchantID, referenceID))
 	return e, notFound(err, "execution", "execution")
 }
 

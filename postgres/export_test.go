@@ -1,13 +1,16 @@
 package postgres
 
-import (
-	"context"
-
-	"github.com/jackc/pgx/v5"
+// Lookups whose plans TestLookupPlansOnYoungTables checks.
+const (
+	ExecutionByReferenceSQL = executionByReferenceSQL
+	SourceByIDSQL           = sourceByIDSQL
 )
 
-// PoolQueryRow runs a query on the pool, for tests that look at a pooled
-// session's state (its prepared statements, say).
-func (d *DB) PoolQueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return d.pool.QueryRow(ctx, sql, args...)
+// MigrationCount is how many migrations the package embeds.
+func MigrationCount() int {
+	ms, err := migrations()
+	if err != nil {
+		panic(err)
+	}
+	return len(ms)
 }

@@ -24,7 +24,7 @@ func TestPublicStatusMissingRowKeepsStatementsPrepared(t *testing.T) {
 			t.Fatalf("snapshot %d of a missing row: %v, want not found", i+1, err)
 		}
 		var prepared time.Time
-		err := db.PoolQueryRow(ctx, `SELECT prepare_time FROM pg_prepared_statements
+		err := db.Pool().QueryRow(ctx, `SELECT prepare_time FROM pg_prepared_statements
 			WHERE statement LIKE '%FROM checkout_payment_intent_public_status%FOR SHARE%'
 			AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&prepared)
 		if err != nil {

@@ -158,6 +158,12 @@ const sourceColumns = `id, merchant_id, type, number, status, currency, total_am
 	mode, reference_id, note, due_date, expires_at, success_url, cancel_url, checkout_config_id,
 	coalesce(hosted_token, ''), paid_at, created_at, updated_at`
 
+// sourceByIDSQL reads a source by its primary key alone: with merchant_id in
+// the query too, a generic plan made on a young table could walk the
+// (merchant_id, number) index instead and read every source of the merchant.
+// Source checks the merchant.
+const sourceByIDSQL = "SELECT " + sourceColumns + " FROM sources WHERE id = $1"
+
 func scanSource(row pgx.Row) (*dollr.Source, error) {
 	s := &dollr.Source{}
 	var typ, status string
@@ -181,7 +187,10 @@ func scanSource(row pgx.Row) (*dollr.Source, error) {
 }
 
 func (d *DB) Source(ctx context.Context, merchantID int64, id int64) (*dollr.Source, error) {
-	s, err := scanSource(d.pool.QueryRow(ctx, "SELECT "+sourceColumns+" FROM sources WHERE merchant_id = $1 AND id = $2", merchantID, id))
+	s, err := scanSource(d.pool.QueryRow(ctx, sourceByIDSQL, id))
+	if err == nil && s.MerchantID != merchantID {
+		return nil, dollr.NotFound("source") // another merchant's
+	}
 	return s, notFound(err, "source", "source")
 }
 
