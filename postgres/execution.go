@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/dollr/dollr"
@@ -15,9 +16,20 @@ const executionColumns = `id, merchant_id, reference_id, session_id, source_id, 
 	provider_transaction_id, gateway_message, wallet_message, client_secret, requires_action, request_hash,
 	created_at, updated_at`
 
-// executionByReferenceSQL is the Status API's lookup, by the unique
-// (merchant_id, reference_id).
-const executionByReferenceSQL = "SELECT " + executionColumns + " FROM executions WHERE merchant_id = $1 AND reference_id = $2"
+// The hot lookups, named so TestLookupPlansOnYoungTables can check their
+// plans (docs/postgres.md, "Prepared statements and young tables").
+const (
+	// executionByReferenceSQL is the Status API's, by the unique
+	// (merchant_id, reference_id).
+	executionByReferenceSQL     = "SELECT " + executionColumns + " FROM executions WHERE merchant_id = $1 AND reference_id = $2"
+	latestExecutionForSourceSQL = "SELECT " + executionColumns + " FROM executions WHERE merchant_id = $1 AND source_id = $2 ORDER BY id DESC LIMIT 1"
+	recentExecutionTimesSQL     = "SELECT created_at FROM executions WHERE merchant_id = $1 AND source_id = $2 ORDER BY id DESC LIMIT $3"
+	// moveSourceSQL finds the source by its primary key alone (its merchant is
+	// checked from what it returns): with merchant_id in the condition a
+	// young-table plan walked the (merchant_id, number) key instead.
+	moveSourceSQL = `UPDATE sources SET status = $1, updated_at = $2, paid_at = coalesce($3, paid_at)
+		WHERE id = $4 RETURNING merchant_id`
+)
 
 func scanExecution(row pgx.Row) (*dollr.Execution, error) {
 	e := &dollr.Execution{}
@@ -147,16 +159,14 @@ func (d *DB) ExecutionByID(ctx context.Context, id int64) (*dollr.Execution, err
 }
 
 func (d *DB) LatestExecutionForSource(ctx context.Context, merchantID, sourceID int64) (*dollr.Execution, error) {
-	e, err := scanExecution(d.pool.QueryRow(ctx, "SELECT "+executionColumns+
-		" FROM executions WHERE merchant_id = $1 AND source_id = $2 ORDER BY id DESC LIMIT 1", merchantID, sourceID))
+	e, err := scanExecution(d.pool.QueryRow(ctx, latestExecutionForSourceSQL, merchantID, sourceID))
 	return e, notFound(err, "execution", "execution")
 }
 
 // RecentExecutionTimes returns the creation times of a source's newest n
 // executions, newest first; see dollr.Store.
 func (d *DB) RecentExecutionTimes(ctx context.Context, merchantID, sourceID int64, n int) ([]time.Time, error) {
-	rows, err := d.pool.Query(ctx, "SELECT created_at FROM executions WHERE merchant_id = $1 AND source_id = $2 ORDER BY id DESC LIMIT $3",
-		merchantID, sourceID, max(n, 0))
+	rows, err := d.pool.Query(ctx, recentExecutionTimesSQL, merchantID, sourceID, max(n, 0))
 	if err != nil {
 		return nil, internal("recent execution times", err)
 	}
@@ -247,7 +257,14 @@ func moveSource(ctx context.Context, tx pgx.Tx, merchantID, sourceID int64, st d
 	if st == dollr.StatusCompleted {
 		paidAt = &at
 	}
-	_, err := tx.Exec(ctx, `UPDATE sources SET status = $1, updated_at = $2, paid_at = coalesce($3, paid_at)
-		WHERE id = $4 AND merchant_id = $5`, string(dollr.SourceStatusFor(st)), at, paidAt, sourceID, merchantID)
+	var owner int64
+	err := tx.QueryRow(ctx, moveSourceSQL, string(dollr.SourceStatusFor(st)), at, paidAt, sourceID).Scan(&owner)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil // no such source: nothing to move, as before
+	case err == nil && owner != merchantID:
+		// The caller's transaction rolls the update back.
+		return fmt.Errorf("source %d belongs to merchant %d, not %d", sourceID, owner, merchantID)
+	}
 	return err
 }

@@ -2,8 +2,12 @@ package postgres
 
 // Lookups whose plans TestLookupPlansOnYoungTables checks.
 const (
-	ExecutionByReferenceSQL = executionByReferenceSQL
-	SourceByIDSQL           = sourceByIDSQL
+	ExecutionByReferenceSQL     = executionByReferenceSQL
+	LatestExecutionForSourceSQL = latestExecutionForSourceSQL
+	RecentExecutionTimesSQL     = recentExecutionTimesSQL
+	MoveSourceSQL               = moveSourceSQL
+	SourceByIDSQL               = sourceByIDSQL
+	PartyByIDSQL                = partyByIDSQL
 )
 
 // MigrationCount is how many migrations the package embeds.

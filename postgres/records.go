@@ -158,6 +158,10 @@ const sourceColumns = `id, merchant_id, type, number, status, currency, total_am
 	mode, reference_id, note, due_date, expires_at, success_url, cancel_url, checkout_config_id,
 	coalesce(hosted_token, ''), paid_at, created_at, updated_at`
 
+// partyByIDSQL reads a merchant's party by its id.
+const partyByIDSQL = `SELECT id, merchant_id, name, phone, email, country_code, created_at
+		FROM parties WHERE merchant_id = $1 AND id = $2`
+
 // sourceByIDSQL reads a source by its primary key alone: with merchant_id in
 // the query too, a generic plan made on a young table could walk the
 // (merchant_id, number) index instead and read every source of the merchant.
@@ -204,8 +208,7 @@ func (d *DB) SourceByHostedToken(ctx context.Context, token string) (*dollr.Sour
 
 func (d *DB) Party(ctx context.Context, merchantID, id int64) (*dollr.Party, error) {
 	p := &dollr.Party{}
-	err := d.pool.QueryRow(ctx, `SELECT id, merchant_id, name, phone, email, country_code, created_at
-		FROM parties WHERE merchant_id = $1 AND id = $2`, merchantID, id).
+	err := d.pool.QueryRow(ctx, partyByIDSQL, merchantID, id).
 		Scan(&p.ID, &p.MerchantID, &p.Name, &p.Phone, &p.Email, &p.CountryCode, &p.CreatedAt)
 	if err != nil {
 		return nil, notFound(err, "party", "party")
