@@ -130,13 +130,13 @@ func floorSocket(nc net.Conn, br *bufio.Reader) {
 			out = out[:0]
 			switch string(f.event) {
 			case "heartbeat":
-				out = appendServerText(out, `[null,"`+string(f.ref)+`","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+				out = appendText(out, `[null,"`+string(f.ref)+`","phoenix","phx_reply",{"status":"ok","response":{}}]`)
 			case "phx_join":
 				jr, topic := string(f.joinRef), string(f.topic)
-				out = appendServerText(out, `["`+jr+`","`+string(f.ref)+`","`+topic+`","phx_reply",{"status":"ok","response":`+
+				out = appendText(out, `["`+jr+`","`+string(f.ref)+`","`+topic+`","phx_reply",{"status":"ok","response":`+
 					`{"postgres_changes":[{"id":31339675,"event":"*","schema":"public","table":"checkout_payment_intent_public_status",`+
 					`"filter":"reference_id=eq.x"}]}}]`)
-				out = appendServerText(out, `["`+jr+`",null,"`+topic+`","system",{"message":"Subscribed to PostgreSQL",`+
+				out = appendText(out, `["`+jr+`",null,"`+topic+`","system",{"message":"Subscribed to PostgreSQL",`+
 					`"status":"ok","extension":"postgres_changes","channel":"`+strings.TrimPrefix(topic, "realtime:")+`"}]`)
 			}
 			if len(out) > 0 {
@@ -148,13 +148,7 @@ func floorSocket(nc net.Conn, br *bufio.Reader) {
 	}
 }
 
-// appendServerText appends an unmasked, final text frame of a canned reply
-// (always under 64 KiB).
-func appendServerText(b []byte, payload string) []byte {
-	if n := len(payload); n < 126 {
-		b = append(b, 0x81, byte(n))
-	} else {
-		b = append(b, 0x81, 126, byte(n>>8), byte(n))
-	}
-	return append(b, payload...)
+// appendText appends a server's text frame carrying payload.
+func appendText(b []byte, payload string) []byte {
+	return append(b, ws.MustCompileFrame(ws.NewTextFrame([]byte(payload)))...)
 }
