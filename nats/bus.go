@@ -44,6 +44,12 @@ const (
 	DefaultMaxBytes            = 1 << 30
 	DefaultPublishTimeout      = 10 * time.Second
 	DefaultStreamCheckInterval = 5 * time.Second
+	// DefaultPingInterval is how often the connection pings NATS; after
+	// maxPingsOut unanswered pings it is declared dead and re-established
+	// (with a cluster, on another server). NATS's own 2 minutes and 2 pings
+	// would leave a link that drops packets looking connected for 4 minutes.
+	DefaultPingInterval = 10 * time.Second
+	maxPingsOut         = 3
 	// duplicateWindow is how long the stream remembers message ids: a batch
 	// re-captured within it after a failover is stored once.
 	duplicateWindow = 2 * time.Minute
@@ -91,6 +97,9 @@ type Config struct {
 	// ReconnectWait is the pause between reconnect attempts; default 1s.
 	// The connection retries forever.
 	ReconnectWait time.Duration
+	// PingInterval is how often the connection checks that NATS still
+	// answers. Default DefaultPingInterval.
+	PingInterval time.Duration
 	// Name is the connection's name as NATS monitoring shows it.
 	Name       string
 	Logger     *slog.Logger
@@ -161,6 +170,9 @@ func Connect(ctx context.Context, c Config) (*Bus, error) {
 	if c.ReconnectWait <= 0 {
 		c.ReconnectWait = time.Second
 	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
 	log := c.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -183,6 +195,8 @@ func Connect(ctx context.Context, c Config) (*Bus, error) {
 		natsgo.Name(c.Name),
 		natsgo.MaxReconnects(-1),
 		natsgo.ReconnectWait(c.ReconnectWait),
+		natsgo.PingInterval(c.PingInterval),
+		natsgo.MaxPingsOutstanding(maxPingsOut),
 		natsgo.DrainTimeout(5*time.Second),
 		natsgo.DisconnectErrHandler(func(_ *natsgo.Conn, err error) {
 			log.Warn("nats disconnected; reconnecting", "err", err)
@@ -388,6 +402,48 @@ func (b *Bus) setCapturing(on bool, why, other string) {
 }
 
 const stopping = "the server is stopping"
+
+// reachableProbeTimeout bounds one probe of WaitReachable; reachableRetry is
+// the pause after a probe that failed at once (NATS reconnecting).
+const (
+	reachableProbeTimeout = 5 * time.Second
+	reachableRetry        = time.Second
+)
+
+// WaitReachable returns once JetStream answers a request (one round trip when
+// it does), or with ctx's error. A server calls it before it takes the change
+// feed to publish: cut off from NATS, it must leave the feed (on PostgreSQL,
+// the one replication slot) to a server that can publish, instead of taking
+// it back after every failed publish and stalling realtime on every server.
+// A connection that sees no reset (a dropped link) still looks connected, so
+// only a request proves NATS reachable.
+func (b *Bus) WaitReachable(ctx context.Context) error {
+	var since time.Time // of the first failed probe
+	for {
+		pctx, cancel := context.WithTimeout(ctx, min(b.timeout, reachableProbeTimeout))
+		_, err := b.js.AccountInfo(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			if !since.IsZero() {
+				b.log.Info("NATS answers again; this server may capture changes", "after", time.Since(since).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if since.IsZero() {
+			since = time.Now()
+			b.m.errors.WithLabelValues(opUnreachable).Inc()
+			b.log.Warn("NATS does not answer; leaving the change feed to servers that reach it until it does", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(reachableRetry):
+		}
+	}
+}
 
 // outMsg is one message of a batch.
 type outMsg struct {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"reflect"
 	"strings"
 	"sync"
@@ -323,81 +321,22 @@ func TestConnectErrors(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP connections to a NATS server until cut: then it drops
-// every connection and refuses new ones, a network cut the test controls.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  []net.Conn
-}
-
-func startProxy(t *testing.T, natsURL string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: strings.TrimPrefix(natsURL, "nats://")}
-	t.Cleanup(func() { ln.Close(); p.setCut(true) })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.cut {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { io.Copy(up, c); up.Close() }()
-			go func() { io.Copy(c, up); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) URL() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *proxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
-}
-
 // TestCutOffFollowerCatchesUp: batches published while a follower is cut
 // off from NATS reach it, in order, once it reconnects.
 func TestCutOffFollowerCatchesUp(t *testing.T) {
 	ns := natstest.Start(t)
 	id := uuid.NewString()
 	pub := connect(t, ns.URL, id, 0)
-	px := startProxy(t, ns.URL)
+	px := natstest.StartProxy(t, ns.URL)
 	sub := connect(t, px.URL(), id, 50*time.Millisecond)
 	f := storetest.Follow(t, sub, 0, nil)
 	publish(t, pub, changeBatch(1, 1))
 	waitSeqs(t, f, []uint64{1})
-	px.setCut(true)
+	px.SetCut(true)
 	for seq := uint64(2); seq <= 6; seq++ {
 		publish(t, pub, changeBatch(seq, 2))
 	}
-	px.setCut(false)
+	px.SetCut(false)
 	publish(t, pub, changeBatch(7, 1))
 	waitSeqs(t, f, []uint64{1, 2, 3, 4, 5, 6, 7})
 	if n := testutil.ToFloat64(sub.m.errors.WithLabelValues(opGap)); n != 0 {
@@ -418,12 +357,12 @@ func TestCutOffTooLongIsLogged(t *testing.T) {
 	}
 	t.Cleanup(func() { pb.Close() })
 	pub := &testBus{Bus: pb, log: &logBuffer{}}
-	px := startProxy(t, ns.URL)
+	px := natstest.StartProxy(t, ns.URL)
 	sub := connect(t, px.URL(), id, 50*time.Millisecond)
 	f := storetest.Follow(t, sub, 0, nil)
 	publish(t, pub, changeBatch(1, 1))
 	waitSeqs(t, f, []uint64{1})
-	px.setCut(true)
+	px.SetCut(true)
 	publish(t, pub, changeBatch(2, 1))
 	publish(t, pub, changeBatch(3, 1))
 	deadline := time.Now().Add(waitLimit)
@@ -441,12 +380,104 @@ func TestCutOffTooLongIsLogged(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	publish(t, pub, changeBatch(4, 1))
-	px.setCut(false)
+	px.SetCut(false)
 	waitSeqs(t, f, []uint64{1, 4})
 	if n := testutil.ToFloat64(sub.m.errors.WithLabelValues(opGap)); n != 1 {
 		t.Errorf("gap errors = %v, want 1", n)
 	}
 	if !strings.Contains(sub.log.String(), "changes may have been lost while disconnected") {
 		t.Errorf("the lost changes were not logged:\n%s", sub.log)
+	}
+}
+
+// TestWaitReachableThroughPartition: a connection whose packets are dropped
+// still looks connected; WaitReachable sees through it, waits while NATS
+// cannot answer, says so once, and returns when the partition heals.
+func TestWaitReachableThroughPartition(t *testing.T) {
+	ns := natstest.Start(t)
+	px := natstest.StartProxy(t, ns.URL)
+	b := connectWith(t, px.URL(), uuid.NewString(), func(c *Config) { c.PublishTimeout = 200 * time.Millisecond })
+	ctx := testContext(t)
+	if err := b.WaitReachable(ctx); err != nil {
+		t.Fatalf("WaitReachable with NATS reachable: %v", err)
+	}
+
+	px.Partition()
+	done := make(chan error, 1)
+	go func() { done <- b.WaitReachable(ctx) }()
+	// The first probe times out: it has said so, and has not returned.
+	if v := waitValue(b.m.errors.WithLabelValues(opUnreachable), 1); v != 1 {
+		t.Fatalf("unreachable errors = %v during a partition, want 1", v)
+	}
+	if !strings.Contains(b.log.String(), "NATS does not answer") {
+		t.Errorf("the partition was not logged:\n%s", b.log)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("WaitReachable returned %v during a partition", err)
+	default:
+	}
+	px.Heal()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("WaitReachable after the partition healed: %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("WaitReachable did not return after the partition healed")
+	}
+	if !strings.Contains(b.log.String(), "NATS answers again") {
+		t.Errorf("the recovery was not logged:\n%s", b.log)
+	}
+	if v := testutil.ToFloat64(b.m.errors.WithLabelValues(opUnreachable)); v != 1 {
+		t.Errorf("unreachable errors = %v after one outage, want 1 (counted once, not per probe)", v)
+	}
+
+	// A caller that gives up gets its context's error.
+	px.Partition()
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { done <- b.WaitReachable(cctx) }()
+	waitValue(b.m.errors.WithLabelValues(opUnreachable), 2)
+	cancel()
+	select {
+	case err := <-done:
+		if err != context.Canceled {
+			t.Errorf("WaitReachable after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("WaitReachable did not return after its context ended")
+	}
+	px.Heal()
+}
+
+// TestDroppedLinkFailsOver: a follower whose route to NATS starts dropping
+// packets (no reset, so the connection still looks open) notices through its
+// pings and reconnects by another route, reading what was published
+// meanwhile without waiting for the broken route to heal.
+func TestDroppedLinkFailsOver(t *testing.T) {
+	ns := natstest.Start(t)
+	routes := []*natstest.Proxy{natstest.StartProxy(t, ns.URL), natstest.StartProxy(t, ns.URL)}
+	id := uuid.NewString()
+	pub := connect(t, ns.URL, id, 0)
+	sub := connectWith(t, routes[0].URL()+","+routes[1].URL(), id, func(c *Config) {
+		c.PingInterval = 100 * time.Millisecond
+		c.ReconnectWait = 50 * time.Millisecond
+	})
+	f := storetest.Follow(t, sub, 0, nil)
+	publish(t, pub, changeBatch(1, 1))
+	waitSeqs(t, f, []uint64{1})
+	used := routes[0]
+	if sub.nc.ConnectedUrl() == routes[1].URL() {
+		used = routes[1]
+	}
+	used.Partition()
+	t.Cleanup(used.Heal) // before the proxies stop (cleanups run last first)
+	publish(t, pub, changeBatch(2, 1))
+	waitSeqs(t, f, []uint64{1, 2})
+	if got := sub.nc.ConnectedUrl(); got == used.URL() {
+		t.Errorf("still connected through the partitioned route %s", got)
+	}
+	if !strings.Contains(sub.log.String(), "nats disconnected") {
+		t.Errorf("the dropped link was not logged:\n%s", sub.log)
 	}
 }

@@ -29,6 +29,8 @@ const (
 	opGap      = "gap"      // retention removed messages this server had not read
 	opReset    = "reset"    // the stream was deleted or recreated under a follower
 	opOversize = "oversize" // a change larger than a NATS message (not published)
+	// NATS did not answer a server about to capture; counted once per outage.
+	opUnreachable = "unreachable"
 )
 
 // Values of the published counter's "result" label.
@@ -66,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, b *Bus) *metrics {
 	}
 	m.published.WithLabelValues(resultStored)
 	m.published.WithLabelValues(resultDuplicate)
-	for _, op := range []string{opPublish, opEncode, opDecode, opFollow, opGap, opReset, opOversize} {
+	for _, op := range []string{opPublish, opEncode, opDecode, opFollow, opGap, opReset, opOversize, opUnreachable} {
 		m.errors.WithLabelValues(op)
 	}
 	if reg != nil {

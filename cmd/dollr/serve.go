@@ -517,13 +517,29 @@ func mountRealtime(ctx context.Context, wg *sync.WaitGroup, mux *http.ServeMux, 
 			captureFrom = 0
 		}
 		wg.Go(func() {
-			follow(ctx, store, captureFrom, func(batch []dollr.Change) error { return bus.Publish(ctx, batch) }, log.With("feed", "store"))
+			follow(ctx, reachableFirst{store, bus}, captureFrom, func(batch []dollr.Change) error { return bus.Publish(ctx, batch) }, log.With("feed", "store"))
 		})
 		wg.Go(func() { follow(ctx, bus, head, publish, log.With("feed", "nats")) })
 	}
 	mux.Handle("/realtime/v1/websocket", rt)
 	mux.Handle("/socket/websocket", rt)
 	return rt.Close, nil
+}
+
+// reachableFirst is the store's change feed as a server reads it to publish
+// to NATS: it takes the feed only once NATS answers (nats.Bus.WaitReachable),
+// so a server cut off from NATS leaves the replication slot to one that can
+// publish rather than taking it back after each failed publish.
+type reachableFirst struct {
+	dollr.ChangeFeed
+	bus *nats.Bus
+}
+
+func (f reachableFirst) Follow(ctx context.Context, after uint64, handle func([]dollr.Change) error) error {
+	if err := f.bus.WaitReachable(ctx); err != nil {
+		return err
+	}
+	return f.ChangeFeed.Follow(ctx, after, handle)
 }
 
 // follow hands a change feed's batches to handle until ctx ends, resuming

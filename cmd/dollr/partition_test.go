@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dollr/dollr/client"
+	"github.com/dollr/dollr/internal/backends"
+	"github.com/dollr/dollr/internal/servetest"
+	"github.com/dollr/dollr/nats/natstest"
+)
+
+// TestServeNATSPartition cuts the capturing server off from NATS without a
+// reset (packets dropped, as a broken link or a firewall does), while it still
+// reaches PostgreSQL. Realtime must not stall for every server: the cut-off
+// server gives the replication slot up and leaves it alone until NATS answers
+// again, so the other server takes over and its subscribers see the payment
+// live. After the partition heals, the first server's subscribers catch up.
+func TestServeNATSPartition(t *testing.T) {
+	ns := natstest.Start(t)
+	px := natstest.StartProxy(t, ns.URL)
+	first := newInstallation(t, backends.Postgres)
+	second := installation{dataDir: filepath.Join(t.TempDir(), "data"), databaseURL: first.databaseURL}
+	a := startServe(t, first, "--nats-url", px.URL(), "--sandbox-long-delay", "5s")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ca, err := client.New(client.Config{BaseURL: a.creds.BaseURL, ClientID: a.creds.ClientID, ClientSecret: a.creds.ClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A captures: it started alone, and its first transaction is published.
+	warm := preparePayment(t, ctx, ca, "231770000010")
+	warm.execute(t, ctx, ca)
+	servetest.WaitFor(t, serveWait, func() error {
+		if v := metric(t, a.URL, "dollr_nats_capturing"); v != 1 {
+			return fmt.Errorf("server A: dollr_nats_capturing %v", v)
+		}
+		return nil
+	})
+	b := startServe(t, second, "--nats-url", ns.URL, "--sandbox-long-delay", "5s")
+	cb, err := client.New(client.Config{BaseURL: b.creds.BaseURL, ClientID: b.creds.ClientID, ClientSecret: b.creds.ClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := preparePayment(t, ctx, cb, "231770000010")
+	onA := subscribe(t, ctx, a, p.key, p.sessionID, p.ref)
+	onB := subscribe(t, ctx, b, p.key, p.sessionID, p.ref)
+
+	px.Partition()
+	start := time.Now()
+	p.execute(t, ctx, cb)
+	want := []string{"PENDING", "PROCESSING", "COMPLETED"}
+	if got := onB.wait(t, len(want)); !equalStrings(got, want) {
+		t.Fatalf("realtime on server B during the partition: statuses %v, want %v", got, want)
+	}
+	t.Logf("server B's subscriber saw the payment complete %s after the partition began", time.Since(start).Round(time.Millisecond))
+	if v := metric(t, b.URL, "dollr_nats_capturing"); v != 1 {
+		t.Errorf("server B: dollr_nats_capturing %v after taking over", v)
+	}
+	// A's failed publish timed out (10 s); it then probes NATS before it
+	// would take the slot again, and says so when the probe times out.
+	servetest.WaitFor(t, serveWait, func() error {
+		if !strings.Contains(a.Output(), "NATS does not answer") {
+			return fmt.Errorf("server A has not said it leaves the change feed")
+		}
+		return nil
+	})
+	px.Heal()
+	healed := time.Now()
+	if got := onA.wait(t, len(want)); !equalStrings(got, want) {
+		t.Errorf("realtime on server A after the partition healed: statuses %v, want %v", got, want)
+	}
+	t.Logf("server A's subscriber caught up %s after the partition healed", time.Since(healed).Round(time.Millisecond))
+	servetest.WaitFor(t, serveWait, func() error {
+		if !strings.Contains(a.Output(), "NATS answers again") {
+			return fmt.Errorf("server A has not said NATS answers again")
+		}
+		return nil
+	})
+}
