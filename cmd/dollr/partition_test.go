@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/dollr/dollr/client"
 	"github.com/dollr/dollr/internal/backends"
+	"github.com/dollr/dollr/internal/netproxy"
 	"github.com/dollr/dollr/internal/servetest"
 	"github.com/dollr/dollr/nats/natstest"
 )
@@ -82,4 +85,61 @@ func TestServeNATSPartition(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestServeDatabasePartition drops every packet between dollr and PostgreSQL
+// (no reset, so every connection still looks open) while a payment is in
+// flight and watched. The API answers 503 with Retry-After within its request
+// timeout instead of hanging; once the network heals, the payment completes,
+// its subscriber sees it live and the API answers again: nothing is lost.
+func TestServeDatabasePartition(t *testing.T) {
+	in := newInstallation(t, backends.Postgres)
+	u, err := url.Parse(in.databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := netproxy.Start(t, u.Host)
+	u.Host = px.Addr()
+	in.databaseURL = u.String()
+	const requestTimeout = 2 * time.Second
+	s := startServe(t, in, "--request-timeout", requestTimeout.String(), "--sandbox-long-delay", "3s")
+	api := newClient(t, s.creds)
+	sdk, err := client.New(client.Config{BaseURL: s.creds.BaseURL, ClientID: s.creds.ClientID, ClientSecret: s.creds.ClientSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := preparePayment(t, ctx, sdk, "231770000002") // PROCESSING for --sandbox-long-delay, then COMPLETED
+	sub := subscribe(t, ctx, s, p.key, p.sessionID, p.ref)
+	p.execute(t, ctx, sdk)
+	want := []string{"PENDING", "PROCESSING", "COMPLETED"}
+	if got := sub.wait(t, 2); !equalStrings(got, want[:2]) {
+		t.Fatalf("realtime before the partition: statuses %v, want %v", got, want[:2])
+	}
+
+	px.Partition()
+	// Two Status API calls in the partition: each is answered, 503 with
+	// Retry-After, within the request timeout (plus room for a loaded
+	// machine). They hold the partition past the payment's completion time.
+	for range 2 {
+		start := time.Now()
+		resp, body := getWithHeader(t, s.creds.BaseURL+"/v1/status/collection/"+p.ref, "Authorization", "Bearer "+api.Token)
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, `"Service Unavailable"`) {
+			t.Fatalf("Status API in the partition: %d (Retry-After %q) %s, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+		if took > requestTimeout+10*time.Second {
+			t.Errorf("Status API in the partition answered after %s (request timeout %s)", took, requestTimeout)
+		}
+		t.Logf("Status API in the partition: 503 after %s", took.Round(time.Millisecond))
+	}
+	px.Heal()
+	healed := time.Now()
+	api.waitStatus(p.ref, "COMPLETED")
+	t.Logf("Status API: COMPLETED %s after the partition healed", time.Since(healed).Round(time.Millisecond))
+	if got := sub.wait(t, 3); !equalStrings(got, want) {
+		t.Errorf("realtime after the partition: statuses %v, want %v", got, want)
+	}
+	t.Logf("realtime: COMPLETED %s after the partition healed", time.Since(healed).Round(time.Millisecond))
 }

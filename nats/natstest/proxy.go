@@ -1,139 +1,21 @@
 package natstest
 
 import (
-	"net"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/dollr/dollr/internal/netproxy"
 )
 
-// Proxy forwards TCP connections to a NATS server through a network the test
-// controls. Cut is a network that resets: every connection is closed and new
-// ones are refused, so clients notice at once. Partition is one that goes
-// silent: connections stay open but nothing crosses in either direction (a
-// close included) until Heal, as when a link or a firewall drops packets, so
-// clients notice only through their own timeouts.
-type Proxy struct {
-	ln     net.Listener
-	target string
+// Proxy puts a network the test can cut or partition between NATS clients
+// and a server.
+type Proxy struct{ *netproxy.Proxy }
 
-	mu          sync.Mutex
-	cut         bool
-	partitioned bool
-	healed      chan struct{} // closed when a partition ends
-	conns       []net.Conn
-}
-
-// StartProxy listens on a random loopback port and forwards to natsURL's
-// host and port. It is stopped (every connection closed) when t ends.
+// StartProxy forwards to natsURL's host and port until t ends.
 func StartProxy(t testing.TB, natsURL string) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proxy{ln: ln, target: strings.TrimPrefix(natsURL, "nats://"), healed: make(chan struct{})}
-	close(p.healed)
-	t.Cleanup(func() {
-		ln.Close()
-		p.Heal()
-		p.SetCut(true)
-	})
-	go p.accept()
-	return p
+	return &Proxy{netproxy.Start(t, strings.TrimPrefix(natsURL, "nats://"))}
 }
 
 // URL is the proxy's nats:// URL, for clients.
-func (p *Proxy) URL() string { return "nats://" + p.ln.Addr().String() }
-
-// SetCut cuts the network (true) or restores it (false).
-func (p *Proxy) SetCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
-}
-
-// Partition stops every byte, both ways, without closing anything.
-func (p *Proxy) Partition() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.partitioned {
-		p.partitioned = true
-		p.healed = make(chan struct{})
-	}
-}
-
-// Heal ends a partition: what was held back is delivered, in order.
-func (p *Proxy) Heal() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.partitioned {
-		p.partitioned = false
-		close(p.healed)
-	}
-}
-
-// gate returns once the network is not partitioned.
-func (p *Proxy) gate() {
-	p.mu.Lock()
-	ch := p.healed
-	p.mu.Unlock()
-	<-ch
-}
-
-func (p *Proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		go p.connect(c)
-	}
-}
-
-// connect dials the server for client c once the network lets it through.
-func (p *Proxy) connect(c net.Conn) {
-	p.gate() // a connection opened during a partition hangs, as a lost SYN does
-	p.mu.Lock()
-	if p.cut {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	p.conns = append(p.conns, c, up)
-	p.mu.Unlock()
-	go p.pipe(up, c)
-	go p.pipe(c, up)
-}
-
-// pipe copies src to dst, holding each chunk (and the final close) while the
-// network is partitioned.
-func (p *Proxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.gate()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	p.gate()
-	dst.Close()
-}
+func (p *Proxy) URL() string { return "nats://" + p.Addr() }
