@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"path"
 	"strings"
@@ -52,6 +54,18 @@ type Config struct {
 	// deadline): past it the answer is 503 with Retry-After rather than a
 	// request left hanging on a hung database. Default 10s.
 	RequestTimeout time.Duration
+
+	// MerchantRateLimit is the requests a second each merchant may make,
+	// counted after its bearer token verifies; past it the answer is 429
+	// with Retry-After. 0, the default, means no limit. MerchantRateBurst is
+	// how many may come at once (default max(1, ceil(2×rate))).
+	MerchantRateLimit float64
+	MerchantRateBurst int
+	// AddressRateLimit and AddressRateBurst are the same per client address
+	// (the host of RemoteAddr), checked before anything else on every route
+	// but GET /healthz. 0 means no limit.
+	AddressRateLimit float64
+	AddressRateBurst int
 }
 
 // DefaultRequestTimeout bounds one API request (Config.RequestTimeout).
@@ -67,6 +81,10 @@ type Server struct {
 	sessions *sessionSources // for realtime keys (sessioncache.go)
 	// unavailableLog keeps a store outage from logging once per request.
 	unavailableLog ratelog.Limiter
+	// Rate limits (ratelimit.go); nil when off. Their logs likewise.
+	merchantLimit                     *rateLimiter[int64]
+	addressLimit                      *rateLimiter[string]
+	merchantLimitLog, addressLimitLog ratelog.Limiter
 }
 
 // New returns the API handler.
@@ -96,7 +114,29 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	for _, l := range []struct {
+		name  string
+		rate  float64
+		burst *int
+	}{
+		{"MerchantRate", cfg.MerchantRateLimit, &cfg.MerchantRateBurst},
+		{"AddressRate", cfg.AddressRateLimit, &cfg.AddressRateBurst},
+	} {
+		// !(rate >= 0) refuses NaN too.
+		if !(l.rate >= 0) || math.IsInf(l.rate, 0) || *l.burst < 0 {
+			return nil, fmt.Errorf("api: %sLimit %v, %sBurst %d: want a finite rate and a burst, neither negative", l.name, l.rate, l.name, *l.burst)
+		}
+		if l.rate > 0 && *l.burst == 0 {
+			*l.burst = defaultRateBurst(l.rate)
+		}
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, sessions: newSessionSources(sessionSourcesLimit)}
+	if cfg.MerchantRateLimit > 0 {
+		s.merchantLimit = newRateLimiter[int64](cfg.MerchantRateLimit, cfg.MerchantRateBurst, cfg.Now, maxRateKeys)
+	}
+	if cfg.AddressRateLimit > 0 {
+		s.addressLimit = newRateLimiter[string](cfg.AddressRateLimit, cfg.AddressRateBurst, cfg.Now, maxRateKeys)
+	}
 	if cfg.Metrics != nil {
 		m, err := newHTTPMetrics(cfg.Metrics)
 		if err != nil {
@@ -110,18 +150,24 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) routes() {
+	// Health checks are never rate limited: a load balancer must not take a
+	// busy server out of service.
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
-	s.mux.HandleFunc("POST /v1/jwt/client/obtain/token", s.handleObtainToken)
-	s.mux.HandleFunc("POST /v1/checkouts/create", s.authed(s.handleCreateCheckout))
-	s.mux.HandleFunc("POST /v1/sessions/checkout", s.authed(s.handleCreateSession))
-	s.mux.HandleFunc("POST /v1/payment-accounts/create", s.authed(s.handleCreatePaymentAccount))
-	s.mux.HandleFunc("POST /v1/executions/collection", s.authed(s.handleExecuteCollection))
-	s.mux.HandleFunc("GET /v1/status/collection/{reference_id}", s.authed(s.handleCollectionStatus))
-	s.mux.HandleFunc("GET /v1/status/source", s.authed(s.handleSourceStatus))
-	s.mux.HandleFunc("POST /v1/realtime-keys/collection", s.authed(s.handleRealtimeKey))
-	s.mux.HandleFunc("POST /v1/sandbox/3ds/{client_secret}", s.handleSandbox3DS)
-	s.mux.HandleFunc("POST /v1/sandbox/status-touch", s.authed(s.handleSandboxStatusTouch))
-	s.mux.HandleFunc("/", s.handleNoRoute)
+	// Every other route, the 404/405 answer included, is limited per client
+	// address first. The check sits inside the mux so that the access log
+	// and metrics still name the route of a refused request.
+	handle := func(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.limitAddress(h)) }
+	handle("POST /v1/jwt/client/obtain/token", s.handleObtainToken)
+	handle("POST /v1/checkouts/create", s.authed(s.handleCreateCheckout))
+	handle("POST /v1/sessions/checkout", s.authed(s.handleCreateSession))
+	handle("POST /v1/payment-accounts/create", s.authed(s.handleCreatePaymentAccount))
+	handle("POST /v1/executions/collection", s.authed(s.handleExecuteCollection))
+	handle("GET /v1/status/collection/{reference_id}", s.authed(s.handleCollectionStatus))
+	handle("GET /v1/status/source", s.authed(s.handleSourceStatus))
+	handle("POST /v1/realtime-keys/collection", s.authed(s.handleRealtimeKey))
+	handle("POST /v1/sandbox/3ds/{client_secret}", s.handleSandbox3DS)
+	handle("POST /v1/sandbox/status-touch", s.authed(s.handleSandboxStatusTouch))
+	handle("/", s.handleNoRoute)
 }
 
 // ServeHTTP implements http.Handler.

@@ -141,13 +141,19 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, merchantI
 			return
 		}
 		infoFrom(r.Context()).merchantID = id
+		// Only a verified token is charged: a stranger cannot spend a
+		// merchant's allowance by sending requests in its name.
+		if !s.limitMerchant(w, r, id) {
+			return
+		}
 		h(w, r, id)
 	}
 }
 
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	rateLimited *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -161,8 +167,16 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:    "Open API request latency by route pattern.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dollr_http_rate_limited_total",
+			Help: "Open API requests refused with 429 by a rate limit, by scope: merchant or (client) address.",
+		}, []string{"scope"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	// Both scopes show from the start, at 0, so a rate() over them is
+	// defined before the first refusal.
+	m.rateLimited.WithLabelValues(scopeMerchant)
+	m.rateLimited.WithLabelValues(scopeAddress)
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rateLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +63,12 @@ type serveConfig struct {
 	MetricsAddr      string
 	TrustedProxies   string
 	NATSURL          string
+	// API rate limits (api.Config): requests a second and burst, per
+	// merchant and per client address; a rate of 0 means no limit.
+	APIRateLimit        float64
+	APIRateBurst        int
+	APIAddressRateLimit float64
+	APIAddressRateBurst int
 }
 
 func runServe(ctx context.Context, args []string) int {
@@ -90,6 +98,12 @@ down gracefully.`)
 	fs.StringVar(&c.LogLevel, "log-level", envOr("DOLLR_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env DOLLR_LOG_LEVEL)")
 	fs.StringVar(&c.NATSURL, "nats-url", os.Getenv("DOLLR_NATS_URL"), "NATS JetStream URL, e.g. nats://127.0.0.1:4222: every server on the database delivers live realtime events (env DOLLR_NATS_URL; docs/nats.md)")
 	fs.Lookup("nats-url").DefValue = nats.RedactURL(os.Getenv("DOLLR_NATS_URL"))
+	apiRate, apiRateErr := envFloat("DOLLR_API_RATE_LIMIT")
+	fs.Float64Var(&c.APIRateLimit, "api-rate-limit", apiRate, "API: requests a second each merchant may make, counted once its bearer token verifies; past the burst a request gets 429 {\"detail\":\"Too Many Requests\"} with Retry-After (whole seconds until it may retry). 0 means no limit: the default, since dollr bench drives one merchant at thousands a second (env DOLLR_API_RATE_LIMIT)")
+	fs.IntVar(&c.APIRateBurst, "api-rate-burst", 0, "API: requests a merchant may make at once before --api-rate-limit holds it back (0: twice the rate, at least 1)")
+	addressRate, addressRateErr := envFloat("DOLLR_API_ADDRESS_RATE_LIMIT")
+	fs.Float64Var(&c.APIAddressRateLimit, "api-address-rate-limit", addressRate, "API: requests a second from one client address (with --trusted-proxies, the client X-Forwarded-For names), on every API route but /healthz and before authentication; past the burst, 429 with Retry-After. 0 means no limit, the default (env DOLLR_API_ADDRESS_RATE_LIMIT)")
+	fs.IntVar(&c.APIAddressRateBurst, "api-address-rate-burst", 0, "API: requests one client address may make at once before --api-address-rate-limit holds it back (0: twice the rate, at least 1)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", os.Getenv("DOLLR_TRUSTED_PROXIES"), "reverse proxies whose X-Forwarded-For names the client in the logs, as addresses or CIDRs, e.g. 127.0.0.1,10.0.0.0/8 (env DOLLR_TRUSTED_PROXIES; default none)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("DOLLR_METRICS_ADDR"), "serve /metrics on this address only, e.g. 127.0.0.1:9090, instead of beside the API (env DOLLR_METRICS_ADDR)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
@@ -102,6 +116,16 @@ down gracefully.`)
 	c.DatabaseFromEnv = c.DatabaseURL != "" && !flagGiven(fs, "database-url")
 	// Every flag is checked before anything is opened, listened on or written.
 	logger, err := newLogger(c.LogFormat, c.LogLevel)
+	// A rate in the environment that is not a number is an error, unless
+	// the flag given overrides it.
+	for _, e := range []struct {
+		flag string
+		err  error
+	}{{"api-rate-limit", apiRateErr}, {"api-address-rate-limit", addressRateErr}} {
+		if err == nil && e.err != nil && !flagGiven(fs, e.flag) {
+			err = fmt.Errorf("--%s: %w", e.flag, e.err)
+		}
+	}
 	if err == nil {
 		err = c.validate()
 	}
@@ -173,6 +197,22 @@ func (c *serveConfig) validate() error {
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return fmt.Errorf("--metrics-addr %q: %w", c.MetricsAddr, err)
+		}
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--api-rate-limit", c.APIRateLimit}, {"--api-address-rate-limit", c.APIAddressRateLimit}} {
+		if !(r.v >= 0) || math.IsInf(r.v, 0) { // !(v >= 0): NaN too
+			return fmt.Errorf("%s %v: must be a number of requests a second, not negative (0 means no limit)", r.flag, r.v)
+		}
+	}
+	for _, b := range []struct {
+		flag string
+		v    int
+	}{{"--api-rate-burst", c.APIRateBurst}, {"--api-address-rate-burst", c.APIAddressRateBurst}} {
+		if b.v < 0 {
+			return fmt.Errorf("%s %d: must not be negative (0 means twice the rate, at least 1)", b.flag, b.v)
 		}
 	}
 	if c.MaxSockets < 0 {
@@ -267,9 +307,15 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		Store: store, Tokens: tokens, Sandbox: network,
 		SessionTTL: c.SessionTTL, AccessTokenTTL: c.AccessTokenTTL, RealtimeKeyTTL: c.RealtimeKeyTTL,
 		BaseURL: baseURL, Logger: log, Metrics: reg, RequestTimeout: c.RequestTimeout,
+		MerchantRateLimit: c.APIRateLimit, MerchantRateBurst: c.APIRateBurst,
+		AddressRateLimit: c.APIAddressRateLimit, AddressRateBurst: c.APIAddressRateBurst,
 	})
 	if err != nil {
 		return err
+	}
+	if c.APIRateLimit > 0 || c.APIAddressRateLimit > 0 {
+		log.Info("api: rate limits", "merchant_rate", c.APIRateLimit, "merchant_burst", api.RateBurst(c.APIRateLimit, c.APIRateBurst),
+			"address_rate", c.APIAddressRateLimit, "address_burst", api.RateBurst(c.APIAddressRateLimit, c.APIAddressRateBurst))
 	}
 	hosted, err := checkout.New(checkout.Config{
 		Store: store, Tokens: tokens, Collector: apiHandler, Sandbox: true, AnonKey: anon,
@@ -325,6 +371,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 
 	var handler http.Handler = api.CanonicalPaths(mux)          // the JSON 404, not ServeMux's redirect, for // and dot segments
 	trusted, _ := httplog.ParseTrustedProxies(c.TrustedProxies) // checked by validate
+	// Outside every handler, so that the logs and the API's per-address
+	// rate limit see the client, not the proxy.
 	handler = trusted.RealRemote(handler)
 	if c.PublicURL == "" {
 		handler = warnProxyWithoutPublicURL(handler, baseURL, log)
@@ -580,6 +628,19 @@ func connectBus(ctx context.Context, store dollr.Store, url string, log *slog.Lo
 	host, _ := os.Hostname()
 	return nats.Connect(ctx, nats.Config{URL: url, StoreID: id, Name: "dollr serve " + host,
 		Logger: log.With("component", "nats"), Registerer: reg})
+}
+
+// envFloat reads a number from the environment variable key; 0 when unset.
+func envFloat(key string) (float64, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not a number", key, v)
+	}
+	return f, nil
 }
 
 // socketsWithin is the default bound on realtime sockets for an open-files
