@@ -417,16 +417,21 @@ const (
 // it back after every failed publish and stalling realtime on every server.
 // A connection that sees no reset (a dropped link) still looks connected, so
 // only a request proves NATS reachable.
+//
+// The request is the stream's info, which the bus needs the right to ask
+// anyway (Connect does); "stream not found" counts as an answer (Publish
+// recreates the stream), while JetStream's "not available" (no responders)
+// does not.
 func (b *Bus) WaitReachable(ctx context.Context) error {
 	var since time.Time // of the first failed probe
 	for {
 		pctx, cancel := context.WithTimeout(ctx, min(b.timeout, reachableProbeTimeout))
-		_, err := b.js.AccountInfo(pctx)
+		_, err := b.js.Stream(pctx, StreamName)
 		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err == nil {
+		if err == nil || errors.Is(err, jetstream.ErrStreamNotFound) {
 			if !since.IsZero() {
 				b.log.Info("NATS answers again; this server may capture changes", "after", time.Since(since).Round(time.Millisecond))
 			}

@@ -401,6 +401,16 @@ func TestWaitReachableThroughPartition(t *testing.T) {
 	if err := b.WaitReachable(ctx); err != nil {
 		t.Fatalf("WaitReachable with NATS reachable: %v", err)
 	}
+	// A lost stream is an answer too: Publish recreates it.
+	if err := b.js.DeleteStream(ctx, StreamName); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitReachable(ctx); err != nil {
+		t.Fatalf("WaitReachable with the stream deleted: %v", err)
+	}
+	if v := testutil.ToFloat64(b.m.errors.WithLabelValues(opUnreachable)); v != 0 {
+		t.Fatalf("unreachable errors = %v while NATS answered", v)
+	}
 
 	px.Partition()
 	done := make(chan error, 1)
