@@ -22,7 +22,8 @@ import (
 // reaches PostgreSQL. Realtime must not stall for every server: the cut-off
 // server gives the replication slot up and leaves it alone until NATS answers
 // again, so the other server takes over and its subscribers see the payment
-// live. After the partition heals, the first server's subscribers catch up.
+// live. After the partition heals, the first server's subscribers catch up,
+// and one that joined in the partition, from the snapshot, sees nothing older.
 func TestServeNATSPartition(t *testing.T) {
 	ns := natstest.Start(t)
 	px := natstest.StartProxy(t, ns.URL)
@@ -73,12 +74,22 @@ func TestServeNATSPartition(t *testing.T) {
 		}
 		return nil
 	})
+	// A page that subscribes on A now gets the final status from the
+	// database (the snapshot); the older changes A reads from NATS after the
+	// heal must not follow it and take the page back to PENDING.
+	late := subscribe(t, ctx, a, p.key, p.sessionID, p.ref)
+	if got := late.wait(t, 1); !equalStrings(got, want[2:]) {
+		t.Fatalf("a subscriber joining server A in the partition: statuses %v, want the snapshot %v", got, want[2:])
+	}
 	px.Heal()
 	healed := time.Now()
 	if got := onA.wait(t, len(want)); !equalStrings(got, want) {
 		t.Errorf("realtime on server A after the partition healed: statuses %v, want %v", got, want)
 	}
 	t.Logf("server A's subscriber caught up %s after the partition healed", time.Since(healed).Round(time.Millisecond))
+	if got := late.snapshot(); !equalStrings(got, want[2:]) {
+		t.Errorf("the subscriber that joined server A in the partition: statuses %v after the heal, want only %v", got, want[2:])
+	}
 	servetest.WaitFor(t, serveWait, func() error {
 		if !strings.Contains(a.Output(), "NATS answers again") {
 			return fmt.Errorf("server A has not said NATS answers again")
