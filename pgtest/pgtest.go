@@ -265,6 +265,10 @@ func (c *Cluster) URL(name string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, name)
 }
 
+// Tool is the path of one of the cluster's PostgreSQL programs (pg_dump,
+// pg_restore, ...), of the same version as the server.
+func (c *Cluster) Tool(name string) string { return filepath.Join(c.bin, name) }
+
 // Port returns the server's TCP port on 127.0.0.1.
 func (c *Cluster) Port() int { return c.port }
 
