@@ -6,10 +6,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 )
 
 // BackupInfo describes a backup Backup wrote and checked.
@@ -97,7 +99,7 @@ func checkBackup(ctx context.Context, file string) (BackupInfo, error) {
 	defer db.Close()
 	var result string
 	if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&result); err != nil {
-		return info, fmt.Errorf("sqlite: backup check: %w", err)
+		return info, fmt.Errorf("sqlite: backup check of %s: %w", file, err)
 	}
 	if result != "ok" {
 		return info, fmt.Errorf("sqlite: backup check: integrity_check says %q", result)
@@ -113,6 +115,86 @@ func checkBackup(ctx context.Context, file string) (BackupInfo, error) {
 	}
 	info.Bytes = fi.Size()
 	return info, nil
+}
+
+// Restore puts the backup file from in place of the database at path. The
+// backup is checked first, as Backup checks its copies, and copied beside
+// path under a temporary name. The database it replaces is kept, with its
+// -wal and -shm files, under path's name plus aside's suffix, never deleted,
+// so a restore can be undone; aside is "" when there was none. The -wal and
+// -shm files go first: left in place, they would be applied to the restored
+// database. The caller must make sure no process has the database open
+// (cmd/dollr holds the data directory's lock).
+func Restore(ctx context.Context, from, path string) (info BackupInfo, aside string, err error) {
+	if fi, err := os.Stat(from); err != nil {
+		return info, "", fmt.Errorf("sqlite: restore: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return info, "", fmt.Errorf("sqlite: restore: %s is not a backup file", from)
+	}
+	if same, _ := sameFile(from, path); same {
+		return info, "", fmt.Errorf("sqlite: restore: %s is the database itself", from)
+	}
+	if info, err = checkBackup(ctx, from); err != nil {
+		return info, "", err
+	}
+	tmp := path + "." + rand.Text()[:8] + ".partial"
+	if err := copyFile(from, tmp); err != nil {
+		os.Remove(tmp)
+		return info, "", fmt.Errorf("sqlite: restore: %w", err)
+	}
+	defer os.Remove(tmp) // a no-op once renamed
+	if _, err := os.Stat(path); err == nil {
+		aside = path + ".before-restore-" + time.Now().UTC().Format("20060102T150405.000Z")
+		for _, suffix := range []string{"-wal", "-shm", ""} {
+			if err := os.Rename(path+suffix, aside+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return info, aside, fmt.Errorf("sqlite: restore: keeping the replaced database: %w", err)
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return info, "", fmt.Errorf("sqlite: restore: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return info, aside, fmt.Errorf("sqlite: restore: %w", err)
+	}
+	if err := syncFile(filepath.Dir(path)); err != nil && runtime.GOOS != "windows" {
+		return info, aside, fmt.Errorf("sqlite: restore: %w", err)
+	}
+	return info, aside, nil
+}
+
+// sameFile reports whether a and b name one file.
+func sameFile(a, b string) (bool, error) {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fa, fb), nil
+}
+
+// copyFile copies from into a new owner-only file to, synced.
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // syncFile flushes a file or directory to disk.

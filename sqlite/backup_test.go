@@ -66,3 +66,76 @@ func TestBackup(t *testing.T) {
 		t.Errorf("backup created the missing source: %v", err)
 	}
 }
+
+// TestRestore replaces a database with a backup, keeping the replaced one
+// (with what was written after the backup) under a new name, and refuses a
+// file that is not a sound dollr database, leaving the store as it was.
+func TestRestore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dollr.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := &dollr.Merchant{Name: "Before", ClientID: "before", ClientSecretHash: strings.Repeat("b", 64)}
+	if err := db.CreateMerchant(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := sqlite.Backup(ctx, path, backup); err != nil {
+		t.Fatal(err)
+	}
+	after := &dollr.Merchant{Name: "After", ClientID: "after", ClientSecretHash: strings.Repeat("c", 64)}
+	if err := db.CreateMerchant(ctx, after); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	garbage := filepath.Join(t.TempDir(), "garbage.db")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 500)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []string{garbage, path, filepath.Join(dir, "missing.db")} {
+		if _, _, err := sqlite.Restore(ctx, from, path); err == nil {
+			t.Errorf("restore from %s: no error", from)
+		}
+	}
+	merchants := func(p string) []string {
+		t.Helper()
+		s, err := sqlite.Open(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var names []string
+		for _, m := range []*dollr.Merchant{before, after} {
+			if got, err := s.Merchant(ctx, m.ID); err == nil {
+				names = append(names, got.Name)
+			}
+		}
+		return names
+	}
+	if got := merchants(path); strings.Join(got, ",") != "Before,After" {
+		t.Fatalf("after refused restores the store holds %v, want both merchants", got)
+	}
+
+	info, aside, err := sqlite.Restore(ctx, backup, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Merchants != 1 || aside == "" {
+		t.Errorf("restore: %+v, aside %q; want one merchant and the old database kept", info, aside)
+	}
+	if got := merchants(path); strings.Join(got, ",") != "Before" {
+		t.Errorf("the restored store holds %v, want only the merchant made before the backup", got)
+	}
+	if got := merchants(aside); strings.Join(got, ",") != "Before,After" {
+		t.Errorf("the replaced store, kept as %s, holds %v, want both merchants", aside, got)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("restored file: %v, %v; want mode 0600", fi, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dollr/dollr/internal/dirlock"
 	"github.com/dollr/dollr/sqlite"
 )
 
@@ -28,10 +29,9 @@ so FILE is either a whole backup or absent; an existing FILE is never
 overwritten. FILE is readable by its owner only: it holds the secrets that sign
 every token.
 
-To restore: stop the server, put FILE in place of <data-dir>/dollr.db, delete
-dollr.db-wal and dollr.db-shm, start the server. Keep credentials.json with
-your backups: it holds the sandbox merchant's client secret, which the store
-keeps only as a hash.
+To restore: stop the server, then 'dollr restore --from FILE'. Keep
+credentials.json with your backups: it holds the sandbox merchant's client
+secret, which the store keeps only as a hash.
 
 With PostgreSQL, back up with pg_dump instead (docs/backup.md).`)
 	out := fs.String("out", "", "the backup file to write (required; must not exist)")
@@ -53,6 +53,17 @@ With PostgreSQL, back up with pg_dump instead (docs/backup.md).`)
 		fmt.Fprintf(os.Stderr, "dollr backup: no store at %s: is --data-dir the directory 'dollr serve' runs on?\n", path)
 		return 1
 	}
+	// Shared, as a server's: a backup may run beside servers, not beside a
+	// restore replacing the file.
+	lock, err := dirlock.Shared(*dataDir)
+	if errors.Is(err, dirlock.ErrBusy) {
+		fmt.Fprintf(os.Stderr, "dollr backup: a restore is running on %s; back up once it is done\n", *dataDir)
+		return 1
+	} else if err != nil {
+		fmt.Fprintf(os.Stderr, "dollr backup: %v\n", err)
+		return 1
+	}
+	defer lock.Release()
 	fmt.Fprintf(os.Stderr, "backing up %s to %s ...\n", path, *out)
 	start := time.Now()
 	info, err := sqlite.Backup(ctx, path, *out)

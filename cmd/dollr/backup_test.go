@@ -11,14 +11,16 @@ import (
 
 	"github.com/dollr/dollr/client"
 	"github.com/dollr/dollr/internal/backends"
+	"github.com/dollr/dollr/internal/dirlock"
 )
 
 // TestBackupRestore backs up a running server's SQLite store with one payment
-// finished and one still waiting for the payer's approval, restores it as
-// docs/backup.md says (the file as dollr.db, with credentials.json,
-// in a new data directory) and starts a server on it: the same merchant
-// signs in, the finished payment is there, and the waiting one completes,
-// since its pending sandbox step came with the backup.
+// finished and one still waiting for the payer's approval, then restores it
+// with `dollr restore` as docs/backup.md says. The restore is refused while
+// the server runs; once it is stopped, the store goes back to the backup's
+// moment (a payment made after the backup is gone, kept in the replaced
+// store), the finished payment is there and the waiting one completes, since
+// its pending sandbox step came with the backup.
 func TestBackupRestore(t *testing.T) {
 	in := newInstallation(t, backends.SQLite)
 	// The approval waits 10 s: the backup, taken within a second of
@@ -41,27 +43,61 @@ func TestBackupRestore(t *testing.T) {
 	if r := runCLI(t, nil, "backup", "--data-dir", in.dataDir, "--out", out); r.code != 1 || !strings.Contains(r.stderr, "never overwrites") {
 		t.Errorf("a second backup onto the first: exit %d %s, want 1 and a refusal", r.code, r.stderr)
 	}
+	later, _ := c.startPayment("231770000010") // after the backup
+
+	if r := runCLI(t, nil, "restore", "--data-dir", in.dataDir, "--from", out); r.code != 1 || !strings.Contains(r.stderr, "stop it") {
+		t.Fatalf("restore while the server runs: exit %d %s, want 1 and a refusal", r.code, r.stderr)
+	}
 	if s.Stop() != 0 {
 		t.Fatalf("serve did not stop cleanly:\n%s", s.Output())
 	}
+	r = runCLI(t, nil, "restore", "--data-dir", in.dataDir, "--from", out)
+	if r.code != 0 || !strings.Contains(r.stdout, "2 payments, 1 pending sandbox steps") || !strings.Contains(r.stdout, "kept as") {
+		t.Fatalf("restore: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	kept, _ := filepath.Glob(filepath.Join(in.dataDir, sqliteFile+".before-restore-*"))
+	if len(kept) == 0 {
+		t.Errorf("the replaced store was not kept: %v", kept)
+	}
 
-	restored := installation{dataDir: filepath.Join(t.TempDir(), "restored")}
-	if err := os.MkdirAll(restored.dataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, out, filepath.Join(restored.dataDir, sqliteFile))
-	copyFile(t, filepath.Join(in.dataDir, credentialsFile), filepath.Join(restored.dataDir, credentialsFile))
-	s2 := startServe(t, restored)
-	if s2.creds.ClientID != s.creds.ClientID {
-		t.Fatalf("restored server's merchant %s, want %s", s2.creds.ClientID, s.creds.ClientID)
-	}
+	s2 := startServe(t, in)
 	c2 := newClient(t, s2.creds)
 	c2.waitStatus(done, "COMPLETED")
 	c2.waitStatus(waiting, "COMPLETED")
+	if resp, body := getWithHeader(t, s2.URL+"/v1/status/collection/"+later, "Authorization", "Bearer "+c2.Token); resp.StatusCode != 404 {
+		t.Errorf("a payment made after the backup, after the restore: %d %s, want 404", resp.StatusCode, body)
+	}
+
+	// On a new machine: the directory is made, and restore says that
+	// credentials.json must come with the backup.
+	fresh := filepath.Join(t.TempDir(), "new", "data")
+	r = runCLI(t, nil, "restore", "--data-dir", fresh, "--from", out)
+	if r.code != 0 || !strings.Contains(r.stdout, "has no credentials.json") || strings.Contains(r.stdout, "kept as") {
+		t.Errorf("restore into a new directory: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
-// TestBackupRefusals: no --out, a PostgreSQL store, a data directory with no
-// store; each exits non-zero, saying why, and writes nothing.
+// TestServeRefusesDuringRestore: while a restore holds the data directory,
+// serve exits, saying why, instead of opening a store about to be replaced.
+func TestServeRefusesDuringRestore(t *testing.T) {
+	dir := t.TempDir()
+	lock, err := dirlock.Exclusive(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	r := runCLI(t, nil, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
+	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "a restore is running") {
+		t.Errorf("serve during a restore: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, nil, "backup", "--data-dir", dir, "--out", filepath.Join(dir, "b.db")); r.code != 1 {
+		t.Errorf("backup during a restore: exit %d %s, want 1", r.code, r.stderr)
+	}
+}
+
+// TestBackupRefusals: no --out or --from, a PostgreSQL store, a data
+// directory with no store, a backup that is not there; each exits non-zero,
+// saying why, and writes no database.
 func TestBackupRefusals(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "b.db")
@@ -73,14 +109,18 @@ func TestBackupRefusals(t *testing.T) {
 		{[]string{"backup", "--data-dir", dir}, 2, "--out is required"},
 		{[]string{"backup", "--data-dir", dir, "--out", out, "--database-url", "postgres://u@127.0.0.1:1/db"}, 2, "pg_dump"},
 		{[]string{"backup", "--data-dir", dir, "--out", out}, 1, "no store at"},
+		{[]string{"restore", "--data-dir", dir}, 2, "--from is required"},
+		{[]string{"restore", "--data-dir", dir, "--from", out, "--database-url", "postgres://u@127.0.0.1:1/db"}, 2, "pg_restore"},
+		{[]string{"restore", "--data-dir", dir, "--from", filepath.Join(dir, "missing.db")}, 1, "missing.db"},
 	} {
 		r := runCLI(t, nil, tc.args...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("%v: exit %d %q, want %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
 		}
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Errorf("refused backups left %d files in %s", len(entries), dir)
+	// Only the lock file, which restore takes before it reads the backup.
+	if entries, _ := os.ReadDir(dir); len(entries) > 1 || len(entries) == 1 && entries[0].Name() != dirlock.FileName {
+		t.Errorf("refused backups and restores left %v in %s", entries, dir)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/internal/dirlock"
 	"github.com/dollr/dollr/postgres"
 	"github.com/dollr/dollr/sqlite"
 )
@@ -64,11 +65,33 @@ func openStore(ctx context.Context, c storeConfig, log *slog.Logger) (dollr.Stor
 			return nil, err
 		}
 	}
+	// Held while the store is open, so that `dollr restore` cannot replace
+	// the file under this process.
+	lock, err := dirlock.Shared(c.DataDir)
+	if errors.Is(err, dirlock.ErrBusy) {
+		return nil, fmt.Errorf("%s: a restore is running on it ('dollr restore' holds %s); start again once it is done", c.DataDir, dirlock.FileName)
+	} else if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	db, err := sqlite.Open(ctx, path)
 	if err != nil {
+		lock.Release()
 		return nil, err
 	}
-	return db, nil
+	return lockedStore{db, lock}, nil
+}
+
+// lockedStore is the SQLite store with the data directory's shared lock,
+// released when the store closes.
+type lockedStore struct {
+	*sqlite.DB
+	lock *dirlock.Lock
+}
+
+func (s lockedStore) Close() error {
+	err := s.DB.Close()
+	s.lock.Release()
+	return err
 }
 
 // describe names the store c opens, for logs: the SQLite file's path, or
