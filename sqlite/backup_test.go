@@ -23,10 +23,7 @@ func TestBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	m := &dollr.Merchant{Name: "Backed up", ClientID: "backup-client", ClientSecretHash: strings.Repeat("a", 64)}
-	if err := db.CreateMerchant(ctx, m); err != nil {
-		t.Fatal(err)
-	}
+	m := addMerchant(t, db, "Backed up")
 	dest := filepath.Join(dir, "copy.db")
 	info, err := sqlite.Backup(ctx, path, dest)
 	if err != nil {
@@ -78,18 +75,12 @@ func TestRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := &dollr.Merchant{Name: "Before", ClientID: "before", ClientSecretHash: strings.Repeat("b", 64)}
-	if err := db.CreateMerchant(ctx, before); err != nil {
-		t.Fatal(err)
-	}
+	before := addMerchant(t, db, "Before")
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	if _, err := sqlite.Backup(ctx, path, backup); err != nil {
 		t.Fatal(err)
 	}
-	after := &dollr.Merchant{Name: "After", ClientID: "after", ClientSecretHash: strings.Repeat("c", 64)}
-	if err := db.CreateMerchant(ctx, after); err != nil {
-		t.Fatal(err)
-	}
+	after := addMerchant(t, db, "After")
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,4 +129,14 @@ func TestRestore(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("restored file: %v, %v; want mode 0600", fi, err)
 	}
+}
+
+// addMerchant stores a merchant called name.
+func addMerchant(t *testing.T, db *sqlite.DB, name string) *dollr.Merchant {
+	t.Helper()
+	m := &dollr.Merchant{Name: name, ClientID: "client-" + name, ClientSecretHash: strings.Repeat("a", 64)}
+	if err := db.CreateMerchant(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -45,8 +45,7 @@ With PostgreSQL, back up with pg_dump instead (docs/backup.md).`)
 		return 2
 	}
 	if *databaseURL != "" {
-		fmt.Fprintln(os.Stderr, "dollr backup: the store is PostgreSQL (--database-url or DATABASE_URL); back it up with pg_dump, see docs/backup.md")
-		return 2
+		return refusePostgres("backup", "pg_dump")
 	}
 	path := filepath.Join(*dataDir, sqliteFile)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -74,4 +73,11 @@ With PostgreSQL, back up with pg_dump instead (docs/backup.md).`)
 	fmt.Printf("backed up %s to %s in %s: %d merchants, %d payments, %d pending sandbox steps, %s; integrity check ok\n",
 		path, *out, time.Since(start).Round(time.Millisecond), info.Merchants, info.Executions, info.Pending, bytesIEC(info.Bytes))
 	return 0
+}
+
+// refusePostgres is the answer of a command that works on the SQLite file
+// (backup, restore) to a PostgreSQL store, whose own tool does the job.
+func refusePostgres(command, tool string) int {
+	fmt.Fprintf(os.Stderr, "dollr %s: the store is PostgreSQL (--database-url or DATABASE_URL); use %s instead, see docs/backup.md\n", command, tool)
+	return 2
 }

@@ -44,8 +44,7 @@ With PostgreSQL, restore with pg_restore instead (docs/backup.md).`)
 		return 2
 	}
 	if *databaseURL != "" {
-		fmt.Fprintln(os.Stderr, "dollr restore: the store is PostgreSQL (--database-url or DATABASE_URL); restore it with pg_restore, see docs/backup.md")
-		return 2
+		return refusePostgres("restore", "pg_restore")
 	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		fmt.Fprintf(os.Stderr, "dollr restore: %v\n", err)
