@@ -4,6 +4,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -155,13 +156,24 @@ func retryAfterSeconds(wait time.Duration) int64 {
 	return max(1, int64((wait+time.Second-1)/time.Second))
 }
 
-// clientHost is the address part of a request's RemoteAddr, which
-// httplog.TrustedProxies.RealRemote may have set without a port.
-func clientHost(remoteAddr string) string {
-	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+// addressKey is the per-address limit's key for a request's RemoteAddr
+// (which httplog.TrustedProxies.RealRemote may have set without a port): the
+// IPv4 address, or an IPv6 address's /64. One IPv6 host commonly holds a
+// whole /64, so keying by address would let it fill the table with keys of
+// its own and push every new client into the shared overflow bucket.
+func addressKey(remoteAddr string) string {
+	host := remoteAddr
+	if h, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		host = h
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
 		return host
 	}
-	return remoteAddr
+	if a = a.Unmap(); a.Is6() {
+		return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+	}
+	return a.String()
 }
 
 // limitAddress refuses a request over its client address's rate
@@ -171,9 +183,9 @@ func (s *Server) limitAddress(h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := clientHost(r.RemoteAddr)
-		if ok, wait := s.addressLimit.allow(host); !ok {
-			s.tooManyRequests(w, r, scopeAddress, wait, "remote", host)
+		key := addressKey(r.RemoteAddr)
+		if ok, wait := s.addressLimit.allow(key); !ok {
+			s.tooManyRequests(w, r, scopeAddress, wait, "remote", key)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -123,13 +123,14 @@ func TestDefaultRateBurst(t *testing.T) {
 	}
 }
 
-func TestClientHost(t *testing.T) {
+func TestAddressKey(t *testing.T) {
 	for in, want := range map[string]string{
-		"192.0.2.1:1234": "192.0.2.1", "[2001:db8::1]:443": "2001:db8::1",
-		"203.0.113.7": "203.0.113.7", "2001:db8::2": "2001:db8::2", "": "",
+		"192.0.2.1:1234": "192.0.2.1", "203.0.113.7": "203.0.113.7", "[::ffff:192.0.2.9]:80": "192.0.2.9",
+		"[2001:db8::1]:443": "2001:db8::/64", "2001:db8::2": "2001:db8::/64", "[2001:db8:0:1::5%eth0]:1": "2001:db8:0:1::/64",
+		"": "", "not an address": "not an address",
 	} {
-		if got := clientHost(in); got != want {
-			t.Errorf("clientHost(%q) = %q, want %q", in, got, want)
+		if got := addressKey(in); got != want {
+			t.Errorf("addressKey(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,7 +30,7 @@ type BackupInfo struct {
 // exist: a backup never overwrites a file. Like the database, the backup holds
 // the secrets that sign every token, so it is made readable by its owner only.
 func Backup(ctx context.Context, path, dest string) (BackupInfo, error) {
-	var info BackupInfo
+	var info BackupInfo // zero on the early errors
 	if fi, err := os.Stat(path); err != nil {
 		return info, fmt.Errorf("sqlite: backup: %w", err)
 	} else if !fi.Mode().IsRegular() {
@@ -42,27 +41,23 @@ func Backup(ctx context.Context, path, dest string) (BackupInfo, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return info, fmt.Errorf("sqlite: backup: %w", err)
 	}
-	// VACUUM INTO accepts an existing file only if it is empty: creating it
-	// first, owner-only, gives the backup that mode from its first byte.
 	tmp := filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+"."+rand.Text()[:8]+".partial")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := createEmpty(tmp); err != nil {
 		return info, fmt.Errorf("sqlite: backup: %w", err)
 	}
-	f.Close()
 	defer os.Remove(tmp) // after the link below it only drops the extra name
 
-	if err := vacuumInto(ctx, path, tmp); err != nil {
+	if err := vacuumInto(ctx, path, tmp, false); err != nil {
 		return info, err
 	}
-	if info, err = checkBackup(ctx, tmp); err != nil {
+	info, err := checkBackup(ctx, tmp)
+	if err != nil {
 		return info, err
 	}
 	if err := syncFile(tmp); err != nil {
 		return info, fmt.Errorf("sqlite: backup: %w", err)
 	}
-	// A hard link, unlike a rename, fails if dest appeared meanwhile.
-	if err := os.Link(tmp, dest); err != nil {
+	if err := linkNew(tmp, dest); err != nil {
 		return info, fmt.Errorf("sqlite: backup: %w", err)
 	}
 	// The new name is durable once its directory is synced (Windows
@@ -73,14 +68,20 @@ func Backup(ctx context.Context, path, dest string) (BackupInfo, error) {
 	return info, nil
 }
 
-// vacuumInto copies the database at path into the empty file dest.
-func vacuumInto(ctx context.Context, path, dest string) error {
-	q := url.Values{"_pragma": {fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds())}}
-	src, err := sql.Open("sqlite", path+"?"+q.Encode())
+// vacuumInto copies the database at path into the empty file dest; with
+// readOnly the source is opened read-only, so that it is not changed (a
+// writable connection's close would fold a -wal beside it into it).
+func vacuumInto(ctx context.Context, path, dest string, readOnly bool) error {
+	params := url.Values{"_pragma": {fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds())}}
+	if readOnly {
+		params.Set("mode", "ro")
+	}
+	src, err := sql.Open("sqlite", fileURI(path, params))
 	if err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
 	}
 	defer src.Close()
+	// The target is a plain name for SQLite, not a URI.
 	if _, err := src.ExecContext(ctx, `VACUUM INTO ?`, dest); err != nil {
 		return fmt.Errorf("sqlite: backup of %s: %w", path, err)
 	}
@@ -91,8 +92,7 @@ func vacuumInto(ctx context.Context, path, dest string) error {
 // what it holds.
 func checkBackup(ctx context.Context, file string) (BackupInfo, error) {
 	var info BackupInfo
-	q := url.Values{"mode": {"ro"}}
-	db, err := sql.Open("sqlite", "file:"+file+"?"+q.Encode())
+	db, err := sql.Open("sqlite", fileURI(file, url.Values{"mode": {"ro"}}))
 	if err != nil {
 		return info, fmt.Errorf("sqlite: backup check: %w", err)
 	}
@@ -117,14 +117,16 @@ func checkBackup(ctx context.Context, file string) (BackupInfo, error) {
 	return info, nil
 }
 
-// Restore puts the backup file from in place of the database at path. The
-// backup is checked first, as Backup checks its copies, and copied beside
-// path under a temporary name. The database it replaces is kept, with its
-// -wal and -shm files, under path's name plus aside's suffix, never deleted,
-// so a restore can be undone; aside is "" when there was none. The -wal and
-// -shm files go first: left in place, they would be applied to the restored
-// database. The caller must make sure no process has the database open
-// (cmd/dollr holds the data directory's lock).
+// Restore puts the backup file from in place of the database at path. from
+// is read through SQLite (VACUUM INTO, so a -wal beside it counts, as it
+// would for any reader) into a new file beside path, and that file, the one
+// installed, is checked as Backup checks its copies. The database it replaces
+// is kept as aside (with its -wal beside it as aside-wal), never deleted, so
+// a restore can be undone; aside is "" when there was nothing to keep. The
+// -wal, -shm and -journal files move first, and also when path itself is
+// missing: left in place, SQLite would apply them to the restored database. A failure after
+// the first move puts every moved file back. The caller must make sure no
+// process has the database open (cmd/dollr holds the data directory's lock).
 func Restore(ctx context.Context, from, path string) (info BackupInfo, aside string, err error) {
 	if fi, err := os.Stat(from); err != nil {
 		return info, "", fmt.Errorf("sqlite: restore: %w", err)
@@ -134,27 +136,44 @@ func Restore(ctx context.Context, from, path string) (info BackupInfo, aside str
 	if same, _ := sameFile(from, path); same {
 		return info, "", fmt.Errorf("sqlite: restore: %s is the database itself", from)
 	}
-	if info, err = checkBackup(ctx, from); err != nil {
-		return info, "", err
-	}
-	tmp := path + "." + rand.Text()[:8] + ".partial"
-	if err := copyFile(from, tmp); err != nil {
-		os.Remove(tmp)
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+rand.Text()[:8]+".partial")
+	if err := createEmpty(tmp); err != nil {
 		return info, "", fmt.Errorf("sqlite: restore: %w", err)
 	}
 	defer os.Remove(tmp) // a no-op once renamed
-	if _, err := os.Stat(path); err == nil {
-		aside = path + ".before-restore-" + time.Now().UTC().Format("20060102T150405.000Z")
-		for _, suffix := range []string{"-wal", "-shm", ""} {
-			if err := os.Rename(path+suffix, aside+suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return info, aside, fmt.Errorf("sqlite: restore: keeping the replaced database: %w", err)
-			}
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	if err := vacuumInto(ctx, from, tmp, true); err != nil {
+		return info, "", err
+	}
+	if info, err = checkBackup(ctx, tmp); err != nil {
+		return info, "", err
+	}
+	if err := syncFile(tmp); err != nil {
 		return info, "", fmt.Errorf("sqlite: restore: %w", err)
 	}
+
+	// The kept database and its journal files keep SQLite's naming
+	// (<name>-wal beside <name>), so the kept set opens as it was.
+	kept := path + ".before-restore-" + time.Now().UTC().Format("20060102T150405.000Z")
+	var moved []string // journal suffixes ("" for the database) moved aside, in order
+	undo := func() {
+		for i := len(moved) - 1; i >= 0; i-- {
+			os.Rename(kept+moved[i], path+moved[i])
+		}
+	}
+	for _, suffix := range []string{"-wal", "-shm", "-journal", ""} {
+		if err := os.Rename(path+suffix, kept+suffix); err == nil {
+			moved = append(moved, suffix)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			undo()
+			return info, "", fmt.Errorf("sqlite: restore: keeping the replaced database: %w", err)
+		}
+	}
 	if err := os.Rename(tmp, path); err != nil {
-		return info, aside, fmt.Errorf("sqlite: restore: %w", err)
+		undo()
+		return info, "", fmt.Errorf("sqlite: restore: %w", err)
+	}
+	if len(moved) > 0 {
+		aside = kept
 	}
 	if err := syncFile(filepath.Dir(path)); err != nil && runtime.GOOS != "windows" {
 		return info, aside, fmt.Errorf("sqlite: restore: %w", err)
@@ -175,26 +194,48 @@ func sameFile(a, b string) (bool, error) {
 	return os.SameFile(fa, fb), nil
 }
 
-// copyFile copies from into a new owner-only file to, synced.
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
+// createEmpty creates the empty owner-only file name, which must not exist.
+// VACUUM INTO accepts an existing file only if it is empty: made first, the
+// copy has this mode from its first byte.
+func createEmpty(name string) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	return f.Close()
+}
+
+// linkNew gives the file tmp the new name dest, failing if dest exists. A hard
+// link fails if dest appeared meanwhile; where the file system has no hard
+// links (FAT, some network and FUSE mounts) a rename after a last check does,
+// with a small window for a file appearing in between.
+func linkNew(tmp, dest string) error {
+	err := os.Link(tmp, dest)
+	if err == nil || errors.Is(err, os.ErrExist) {
+		return err
+	}
+	if _, serr := os.Lstat(dest); serr == nil {
+		return fmt.Errorf("%s exists; a backup never overwrites a file", dest)
+	} else if !errors.Is(serr, os.ErrNotExist) {
+		return serr
+	}
+	return os.Rename(tmp, dest)
+}
+
+// fileURI is path as an SQLite URI with the given parameters, its characters
+// escaped: in a plain name, '?' or '#' would cut the path short and the
+// parameters would be lost (mode=ro, and SQLite would create another file).
+func fileURI(path string, params url.Values) string {
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return err
+		abs = path
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
+	p := filepath.ToSlash(abs)
+	if filepath.VolumeName(abs) != "" { // C:/x becomes /C:/x
+		p = "/" + p
 	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	u := url.URL{Scheme: "file", Path: p, RawQuery: params.Encode()}
+	return u.String()
 }
 
 // syncFile flushes a file or directory to disk.

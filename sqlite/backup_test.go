@@ -2,8 +2,11 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -36,7 +39,7 @@ func TestBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o600 || fi.Size() != info.Bytes {
+	if (fi.Mode().Perm() != 0o600 && runtime.GOOS != "windows") || fi.Size() != info.Bytes {
 		t.Errorf("backup mode %v size %d; want 0600 and %d bytes", fi.Mode().Perm(), fi.Size(), info.Bytes)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".copy.db.*")); len(left) != 0 {
@@ -126,7 +129,7 @@ func TestRestore(t *testing.T) {
 	if got := merchants(aside); strings.Join(got, ",") != "Before,After" {
 		t.Errorf("the replaced store, kept as %s, holds %v, want both merchants", aside, got)
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(path); err != nil || (fi.Mode().Perm() != 0o600 && runtime.GOOS != "windows") {
 		t.Errorf("restored file: %v, %v; want mode 0600", fi, err)
 	}
 }
@@ -139,4 +142,89 @@ func addMerchant(t *testing.T, db *sqlite.DB, name string) *dollr.Merchant {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestRestoreReadsTheBackupsWAL: a backup file with a -wal beside it (a
+// store copied from a server that crashed, or a store kept by an earlier
+// restore) is restored with what its WAL holds, and a stale -wal left at the
+// target without its database is moved away rather than applied to the
+// restored one. Names with '#', '?' and spaces work as any other.
+func TestRestoreReadsTheBackupsWAL(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "live.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addMerchant(t, db, "In the file")
+	base := filepath.Join(dir, "backup #1?.db")
+	if _, err := sqlite.Backup(ctx, filepath.Join(dir, "live.db"), base); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	// A crashed copy: one more merchant only in base's WAL, the files copied
+	// while the writer is still open.
+	walURI := url.URL{Scheme: "file", Path: base, RawQuery: url.Values{"_pragma": {"journal_mode(WAL)", "wal_autocheckpoint(0)"}}.Encode()}
+	w, err := sql.Open("sqlite", walURI.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Exec(`INSERT INTO merchants (name, client_id, client_secret_hash, created_at) VALUES ('In the WAL', 'wal-client', ?, 0)`, strings.Repeat("d", 64)); err != nil {
+		t.Fatal(err)
+	}
+	crashed := filepath.Join(dir, "crashed copy.db")
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(base + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if suffix == "-wal" && len(b) == 0 {
+			t.Fatal("the WAL is empty: the test would not test anything")
+		}
+		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	target := filepath.Join(t.TempDir(), "dollr.db")
+	// A stale WAL at the target, of another database, without its file.
+	stale, err := os.ReadFile(crashed + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(target+"-wal", stale, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, aside, err := sqlite.Restore(ctx, crashed, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Merchants != 2 {
+		t.Errorf("restored %d merchants, want 2 (one of them only in the backup's WAL)", info.Merchants)
+	}
+	if _, err := os.Stat(target + "-wal"); !os.IsNotExist(err) {
+		t.Errorf("the stale WAL is still beside the restored database: %v", err)
+	}
+	if _, err := os.Stat(aside + "-wal"); err != nil {
+		t.Errorf("the stale WAL was not kept as %s-wal: %v", aside, err)
+	}
+	if _, err := os.Stat(crashed + "-wal"); err != nil {
+		t.Errorf("restore changed the backup's own files: %v", err)
+	}
+	s, err := sqlite.Open(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if ms, err := s.Merchants(ctx); err != nil {
+		t.Fatal(err)
+	} else {
+		n = len(ms)
+	}
+	if n != 2 {
+		t.Errorf("the restored store holds %d merchants, want 2", n)
+	}
 }

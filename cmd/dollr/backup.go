@@ -25,8 +25,9 @@ Copies the SQLite store of a data directory (dollr.db) into FILE while
 'dollr serve' keeps running: one consistent moment of every payment, status
 change and pending sandbox step, without stopping writes. The copy is checked
 (SQLite's integrity check, and the tables read) before it is given its name,
-so FILE is either a whole backup or absent; an existing FILE is never
-overwritten. FILE is readable by its owner only: it holds the secrets that sign
+so FILE is either a whole backup or absent (a killed run can leave a hidden
+.FILE.<random>.partial beside it, which can be deleted); an existing FILE is
+never overwritten. FILE is readable by its owner only: it holds the secrets that sign
 every token.
 
 To restore: stop the server, then 'dollr restore --from FILE'. Keep

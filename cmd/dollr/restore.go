@@ -21,10 +21,11 @@ func init() {
 func runRestore(ctx context.Context, args []string) int {
 	fs := newFlagSet("restore", "dollr restore --from FILE [--data-dir DIR]", `
 Puts a backup made by 'dollr backup' in place of the data directory's SQLite
-store (dollr.db). The backup is checked first (SQLite's integrity check, and
-the tables read). The store it replaces is kept beside it, with its -wal and
--shm files, as dollr.db.before-restore-<time>: nothing is deleted, so a
-restore can be undone.
+store (dollr.db). The backup is read through SQLite (a -wal beside it counts)
+into a new file, which is checked (SQLite's integrity check, and the tables
+read) before it takes dollr.db's place. The store it replaces is kept beside
+it, with its -wal and -shm files, as dollr.db.before-restore-<time>: nothing
+is deleted, so a restore can be undone.
 
 Every server and command using the data directory must be stopped: restore
 refuses while one has the store open (they hold a lock on dollr.lock), and

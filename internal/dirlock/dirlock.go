@@ -30,7 +30,10 @@ func Shared(dir string) (*Lock, error) { return take(dir, false) }
 func Exclusive(dir string) (*Lock, error) { return take(dir, true) }
 
 func take(dir string, exclusive bool) (*Lock, error) {
-	f, err := os.OpenFile(filepath.Join(dir, FileName), os.O_RDWR|os.O_CREATE, 0o600)
+	// Read-only and world-readable: a lock needs neither write access nor
+	// secrecy, and a file first made by another user (a root cron job's
+	// backup) must not keep the server's user from locking it.
+	f, err := os.OpenFile(filepath.Join(dir, FileName), os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -101,17 +101,19 @@ func (p *Proxy) accept() {
 
 // connect dials the server for client c once the network lets it through.
 func (p *Proxy) connect(c net.Conn) {
-	p.gate() // a connection opened during a partition hangs, as a lost SYN does
+	// A connection opened during a partition hangs, as a lost SYN does. The
+	// dial is not under mu: a slow target must not hold up Partition or SetCut.
+	p.gate()
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
 	p.mu.Lock()
 	if p.cut {
 		p.mu.Unlock()
 		c.Close()
-		return
-	}
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		p.mu.Unlock()
-		c.Close()
+		up.Close()
 		return
 	}
 	p.conns = append(p.conns, c, up)
