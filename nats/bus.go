@@ -136,6 +136,8 @@ type Bus struct {
 
 	lastRead atomic.Int64 // unix nanoseconds of the last message Follow read (Connect at first)
 
+	watchProbed func(error) // tests: told of each WatchReachable probe
+
 	followMu sync.Mutex
 	next     atomic.Uint64 // the stream sequence Follow reads next; written under followMu
 	pos      position      // guarded by followMu
@@ -403,12 +405,67 @@ func (b *Bus) setCapturing(on bool, why, other string) {
 
 const stopping = "the server is stopping"
 
-// reachableProbeTimeout bounds one probe of WaitReachable; reachableRetry is
-// the pause after a probe that failed at once (NATS reconnecting).
+// reachableProbeTimeout bounds one probe of WaitReachable and
+// WatchReachable; reachableRetry is WaitReachable's pause after a probe that
+// failed at once (NATS reconnecting); DefaultWatchInterval is WatchReachable's
+// pause between probes, and watchFailures how many failed probes in a row
+// mean that NATS is gone (one could be a passing stall).
 const (
 	reachableProbeTimeout = 5 * time.Second
 	reachableRetry        = time.Second
+	DefaultWatchInterval  = 5 * time.Second
+	watchFailures         = 2
 )
+
+// probe asks JetStream for the stream's info: nil if it answers. The bus
+// needs the right to ask anyway (Connect does); "stream not found" counts as
+// an answer (Publish recreates the stream), while JetStream's "not
+// available" (no responders) does not.
+func (b *Bus) probe(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, min(b.timeout, reachableProbeTimeout))
+	defer cancel()
+	_, err := b.js.Stream(pctx, StreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	return err
+}
+
+// WatchReachable probes JetStream every interval (DefaultWatchInterval if
+// 0) until ctx ends, and calls lost, then returns, once watchFailures probes
+// in a row went unanswered. A server runs it while it follows the change
+// feed to publish: waiting for the slot, or holding it with nothing to
+// publish, it would otherwise learn that it lost NATS only from a publish
+// timing out after taking the slot.
+func (b *Bus) WatchReachable(ctx context.Context, interval time.Duration, lost func(error)) {
+	if interval <= 0 {
+		interval = DefaultWatchInterval
+	}
+	failed := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		err := b.probe(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if b.watchProbed != nil {
+			b.watchProbed(err)
+		}
+		if err == nil {
+			failed = 0
+			continue
+		}
+		if failed++; failed == watchFailures {
+			b.log.Warn("NATS stopped answering; this server gives the change feed up", "err", err)
+			lost(err)
+			return
+		}
+	}
+}
 
 // WaitReachable returns once JetStream answers a request (one round trip when
 // it does), or with ctx's error. A server calls it before it takes the change
@@ -416,22 +473,15 @@ const (
 // the one replication slot) to a server that can publish, instead of taking
 // it back after every failed publish and stalling realtime on every server.
 // A connection that sees no reset (a dropped link) still looks connected, so
-// only a request proves NATS reachable.
-//
-// The request is the stream's info, which the bus needs the right to ask
-// anyway (Connect does); "stream not found" counts as an answer (Publish
-// recreates the stream), while JetStream's "not available" (no responders)
-// does not.
+// only a request proves NATS reachable (probe).
 func (b *Bus) WaitReachable(ctx context.Context) error {
 	var since time.Time // of the first failed probe
 	for {
-		pctx, cancel := context.WithTimeout(ctx, min(b.timeout, reachableProbeTimeout))
-		_, err := b.js.Stream(pctx, StreamName)
-		cancel()
+		err := b.probe(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err == nil || errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err == nil {
 			if !since.IsZero() {
 				b.log.Info("NATS answers again; this server may capture changes", "after", time.Since(since).Round(time.Millisecond))
 			}

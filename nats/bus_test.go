@@ -491,3 +491,71 @@ func TestDroppedLinkFailsOver(t *testing.T) {
 		t.Errorf("the dropped link was not logged:\n%s", sub.log)
 	}
 }
+
+// TestWatchReachableReportsLoss: a server following the change feed learns
+// that NATS stopped answering (a partition, the connection still open) from
+// its own probes, after two in a row fail, and the watch ends with its
+// context.
+func TestWatchReachableReportsLoss(t *testing.T) {
+	ns := natstest.Start(t)
+	px := natstest.StartProxy(t, ns.URL)
+	b := connectWith(t, px.URL(), uuid.NewString(), func(c *Config) { c.PublishTimeout = 200 * time.Millisecond })
+	ctx := testContext(t)
+
+	lost := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.WatchReachable(ctx, 20*time.Millisecond, func(err error) { lost <- err })
+	}()
+	px.Partition()
+	select {
+	case err := <-lost:
+		if err == nil {
+			t.Error("lost was called with a nil error")
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the watch did not report a partition")
+	}
+	select {
+	case <-done:
+	case <-time.After(waitLimit):
+		t.Fatal("the watch went on after reporting the loss")
+	}
+	if !strings.Contains(b.log.String(), "NATS stopped answering") {
+		t.Errorf("the loss was not logged:\n%s", b.log)
+	}
+	px.Heal()
+
+	// With NATS answering, five probes in a row succeed and report nothing;
+	// the watch ends when its context does.
+	probes := make(chan error, 100)
+	b.watchProbed = func(err error) { probes <- err }
+	wctx, cancel := context.WithCancel(ctx)
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		b.WatchReachable(wctx, 20*time.Millisecond, func(err error) { lost <- err })
+	}()
+	for i := range 5 {
+		select {
+		case err := <-probes:
+			if err != nil {
+				t.Fatalf("probe %d with NATS answering: %v", i+1, err)
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("only %d probes", i)
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(waitLimit):
+		t.Fatal("the watch did not end with its context")
+	}
+	select {
+	case err := <-lost:
+		t.Errorf("the watch reported %v with NATS answering", err)
+	default:
+	}
+}
