@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,9 @@ func TestServeNATSPartition(t *testing.T) {
 	px := natstest.StartProxy(t, ns.URL)
 	first := newInstallation(t, backends.Postgres)
 	second := installation{dataDir: filepath.Join(t.TempDir(), "data"), databaseURL: first.databaseURL}
-	a := startServe(t, first, "--nats-url", px.URL(), "--sandbox-long-delay", "5s")
+	// The payment waits 30 s for its approval: longer than B takes to take
+	// over, so a page can join A in the partition while it is PROCESSING.
+	a := startServe(t, first, "--nats-url", px.URL(), "--sandbox-long-delay", "30s")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -46,12 +49,12 @@ func TestServeNATSPartition(t *testing.T) {
 		}
 		return nil
 	})
-	b := startServe(t, second, "--nats-url", ns.URL, "--sandbox-long-delay", "5s")
+	b := startServe(t, second, "--nats-url", ns.URL, "--sandbox-long-delay", "30s")
 	cb, err := client.New(client.Config{BaseURL: b.creds.BaseURL, ClientID: b.creds.ClientID, ClientSecret: b.creds.ClientSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := preparePayment(t, ctx, cb, "231770000010")
+	p := preparePayment(t, ctx, cb, "231770000002") // PROCESSING until --sandbox-long-delay, then COMPLETED
 	onA := subscribe(t, ctx, a, p.key, p.sessionID, p.ref)
 	onB := subscribe(t, ctx, b, p.key, p.sessionID, p.ref)
 
@@ -59,10 +62,10 @@ func TestServeNATSPartition(t *testing.T) {
 	start := time.Now()
 	p.execute(t, ctx, cb)
 	want := []string{"PENDING", "PROCESSING", "COMPLETED"}
-	if got := onB.wait(t, len(want)); !equalStrings(got, want) {
-		t.Fatalf("realtime on server B during the partition: statuses %v, want %v", got, want)
+	if got := onB.wait(t, 2); !equalStrings(got, want[:2]) {
+		t.Fatalf("realtime on server B during the partition: statuses %v, want %v", got, want[:2])
 	}
-	t.Logf("server B's subscriber saw the payment complete %s after the partition began", time.Since(start).Round(time.Millisecond))
+	t.Logf("server B's subscriber saw the payment go PROCESSING %s after the partition began", time.Since(start).Round(time.Millisecond))
 	if v := metric(t, b.URL, "dollr_nats_capturing"); v != 1 {
 		t.Errorf("server B: dollr_nats_capturing %v after taking over", v)
 	}
@@ -74,21 +77,30 @@ func TestServeNATSPartition(t *testing.T) {
 		}
 		return nil
 	})
-	// A page that subscribes on A now gets the final status from the
-	// database (the snapshot); the older changes A reads from NATS after the
-	// heal must not follow it and take the page back to PENDING.
+	// A page that subscribes on A now gets the current status from the
+	// database (the snapshot, PROCESSING); the older changes A reads from
+	// NATS after the heal must not follow it and take the page back to
+	// PENDING. On the page's socket they would come before the COMPLETED
+	// that follows, so its statuses must be exactly the rest of want.
 	late := subscribe(t, ctx, a, p.key, p.sessionID, p.ref)
-	if got := late.wait(t, 1); !equalStrings(got, want[2:]) {
-		t.Fatalf("a subscriber joining server A in the partition: statuses %v, want the snapshot %v", got, want[2:])
+	snap := late.wait(t, 1)[0]
+	from := slices.Index(want, snap)
+	if from < 1 { // COMPLETED is possible on a machine slow enough for the approval to come first
+		t.Fatalf("a subscriber joining server A in the partition got the snapshot %s, want PROCESSING or COMPLETED", snap)
 	}
 	px.Heal()
 	healed := time.Now()
-	if got := onA.wait(t, len(want)); !equalStrings(got, want) {
-		t.Errorf("realtime on server A after the partition healed: statuses %v, want %v", got, want)
+	if got := onA.wait(t, 2); !equalStrings(got, want[:2]) {
+		t.Errorf("realtime on server A after the partition healed: statuses %v, want %v", got, want[:2])
 	}
 	t.Logf("server A's subscriber caught up %s after the partition healed", time.Since(healed).Round(time.Millisecond))
-	if got := late.snapshot(); !equalStrings(got, want[2:]) {
-		t.Errorf("the subscriber that joined server A in the partition: statuses %v after the heal, want only %v", got, want[2:])
+	for name, sub := range map[string]*statusRecorder{"A": onA, "B": onB} {
+		if got := sub.wait(t, len(want)); !equalStrings(got, want) {
+			t.Errorf("realtime on server %s: statuses %v, want %v", name, got, want)
+		}
+	}
+	if got := late.wait(t, len(want)-from); !equalStrings(got, want[from:]) {
+		t.Errorf("the subscriber that joined server A in the partition: statuses %v, want %v", got, want[from:])
 	}
 	servetest.WaitFor(t, serveWait, func() error {
 		if !strings.Contains(a.Output(), "NATS answers again") {
