@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/dollr/dollr"
+	"github.com/dollr/dollr/internal/netproxy"
 )
 
 // Sandbox payer phones (docs/sandbox.md): the last two digits pick the outcome.
@@ -316,9 +317,9 @@ func TestWaitForCollectionRealtimeOutage(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 2*time.Minute)
 	// Realtime goes through a proxy the test cuts once the subscription is up.
-	proxy := newTCPProxy(t, strings.TrimPrefix(srv.Creds.SupabaseURL, "http://"))
+	proxy := netproxy.Start(t, strings.TrimPrefix(srv.Creds.SupabaseURL, "http://"))
 	c, _ := newTestClient(t, srv)
-	c.cfg.SupabaseURL = proxy.URL()
+	c.cfg.SupabaseURL = "http://" + proxy.Addr()
 	p := prepareMoMo(t, ctx, c, phoneSlow)
 	if _, err := c.ExecuteCollection(ctx, p.request); err != nil {
 		t.Fatal(err)
@@ -328,7 +329,7 @@ func TestWaitForCollectionRealtimeOutage(t *testing.T) {
 	record := opts.OnUpdate
 	opts.OnUpdate = func(up Update) {
 		record(up)
-		proxy.Cut() // the first update comes after SUBSCRIBED
+		proxy.SetCut(true) // the first update comes after SUBSCRIBED
 	}
 	final, err := c.WaitForCollection(ctx, p.request.ReferenceID, opts)
 	if err != nil || final.Status != dollr.StatusCompleted {

@@ -2,12 +2,9 @@ package client
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,73 +63,6 @@ func newTestClient(t *testing.T, s *testServer) (*Client, *countingTransport) {
 		t.Fatal(err)
 	}
 	return c, ct
-}
-
-// tcpProxy forwards connections to target until Cut, which drops every
-// connection and refuses new ones: a realtime outage the test controls.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	cut    bool
-	wg     sync.WaitGroup
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() { p.Cut(); p.wg.Wait() })
-	return p
-}
-
-func (p *tcpProxy) URL() string { return "http://" + p.ln.Addr().String() }
-
-func (p *tcpProxy) accept() {
-	defer p.wg.Done()
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			in.Close()
-			out.Close()
-			continue
-		}
-		p.conns = append(p.conns, in, out)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() { defer p.wg.Done(); io.Copy(out, in); out.Close() }()
-		go func() { defer p.wg.Done(); io.Copy(in, out); in.Close() }()
-	}
-}
-
-// Cut closes the listener and every proxied connection.
-func (p *tcpProxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut {
-		return
-	}
-	p.cut = true
-	p.ln.Close()
-	for _, c := range p.conns {
-		c.Close()
-	}
 }
 
 // testContext is a context that ends with the test or after d.
