@@ -390,13 +390,20 @@ func TestCutOffTooLongIsLogged(t *testing.T) {
 	}
 }
 
+// behindProxy is a bus connected to a new NATS server through a proxy the
+// test can partition, with short probes (PublishTimeout bounds them).
+func behindProxy(t *testing.T) (*natstest.Proxy, *testBus) {
+	t.Helper()
+	ns := natstest.Start(t)
+	px := natstest.StartProxy(t, ns.URL)
+	return px, connectWith(t, px.URL(), uuid.NewString(), func(c *Config) { c.PublishTimeout = 200 * time.Millisecond })
+}
+
 // TestWaitReachableThroughPartition: a connection whose packets are dropped
 // still looks connected; WaitReachable sees through it, waits while NATS
 // cannot answer, says so once, and returns when the partition heals.
 func TestWaitReachableThroughPartition(t *testing.T) {
-	ns := natstest.Start(t)
-	px := natstest.StartProxy(t, ns.URL)
-	b := connectWith(t, px.URL(), uuid.NewString(), func(c *Config) { c.PublishTimeout = 200 * time.Millisecond })
+	px, b := behindProxy(t)
 	ctx := testContext(t)
 	if err := b.WaitReachable(ctx); err != nil {
 		t.Fatalf("WaitReachable with NATS reachable: %v", err)
@@ -497,9 +504,7 @@ func TestDroppedLinkFailsOver(t *testing.T) {
 // its own probes, after two in a row fail, and the watch ends with its
 // context.
 func TestWatchReachableReportsLoss(t *testing.T) {
-	ns := natstest.Start(t)
-	px := natstest.StartProxy(t, ns.URL)
-	b := connectWith(t, px.URL(), uuid.NewString(), func(c *Config) { c.PublishTimeout = 200 * time.Millisecond })
+	px, b := behindProxy(t)
 	ctx := testContext(t)
 
 	lost := make(chan error, 1)

@@ -21,10 +21,7 @@ func TestBackup(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "dollr.db")
-	db, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, path)
 	defer db.Close()
 	m := addMerchant(t, db, "Backed up")
 	dest := filepath.Join(dir, "copy.db")
@@ -46,10 +43,7 @@ func TestBackup(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 
-	restored, err := sqlite.Open(ctx, dest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	restored := openDB(t, dest)
 	defer restored.Close()
 	got, err := restored.Merchant(ctx, m.ID)
 	if err != nil || got.Name != "Backed up" {
@@ -74,10 +68,7 @@ func TestRestore(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "dollr.db")
-	db, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, path)
 	before := addMerchant(t, db, "Before")
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	if _, err := sqlite.Backup(ctx, path, backup); err != nil {
@@ -99,10 +90,7 @@ func TestRestore(t *testing.T) {
 	}
 	merchants := func(p string) []string {
 		t.Helper()
-		s, err := sqlite.Open(ctx, p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := openDB(t, p)
 		defer s.Close()
 		var names []string
 		for _, m := range []*dollr.Merchant{before, after} {
@@ -152,10 +140,7 @@ func addMerchant(t *testing.T, db *sqlite.DB, name string) *dollr.Merchant {
 func TestRestoreReadsTheBackupsWAL(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "live.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, filepath.Join(dir, "live.db"))
 	addMerchant(t, db, "In the file")
 	base := filepath.Join(dir, "backup #1?.db")
 	if _, err := sqlite.Backup(ctx, filepath.Join(dir, "live.db"), base); err != nil {
@@ -213,10 +198,7 @@ func TestRestoreReadsTheBackupsWAL(t *testing.T) {
 	if _, err := os.Stat(crashed + "-wal"); err != nil {
 		t.Errorf("restore changed the backup's own files: %v", err)
 	}
-	s, err := sqlite.Open(ctx, target)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDB(t, target)
 	defer s.Close()
 	var n int
 	if ms, err := s.Merchants(ctx); err != nil {
@@ -227,4 +209,14 @@ func TestRestoreReadsTheBackupsWAL(t *testing.T) {
 	if n != 2 {
 		t.Errorf("the restored store holds %d merchants, want 2", n)
 	}
+}
+
+// openDB opens (creating) the store at path.
+func openDB(t *testing.T, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
