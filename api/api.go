@@ -126,9 +126,11 @@ func New(cfg Config) (*Server, error) {
 		if !(l.rate >= 0) || math.IsInf(l.rate, 0) || *l.burst < 0 {
 			return nil, fmt.Errorf("api: %sLimit %v, %sBurst %d: want a finite rate and a burst, neither negative", l.name, l.rate, l.name, *l.burst)
 		}
-		if l.rate > 0 && *l.burst == 0 {
-			*l.burst = defaultRateBurst(l.rate)
-		}
+		*l.burst = RateBurst(l.rate, *l.burst)
+	}
+	if cfg.MerchantRateLimit > 0 || cfg.AddressRateLimit > 0 {
+		cfg.Logger.Info("api: rate limits", "merchant_rate", cfg.MerchantRateLimit, "merchant_burst", cfg.MerchantRateBurst,
+			"address_rate", cfg.AddressRateLimit, "address_burst", cfg.AddressRateBurst)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, sessions: newSessionSources(sessionSourcesLimit)}
 	if cfg.MerchantRateLimit > 0 {

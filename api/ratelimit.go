@@ -138,7 +138,8 @@ func defaultRateBurst(rate float64) int {
 }
 
 // RateBurst is the burst a Config rate limit applies: burst, or when it is 0
-// the default, max(1, ceil(2×rate)). 0 when rate is 0 (no limit).
+// the default, max(1, ceil(2×rate)). 0 when rate is 0 (no limit). New logs
+// the bursts in force.
 func RateBurst(rate float64, burst int) int {
 	switch {
 	case rate <= 0:

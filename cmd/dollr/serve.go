@@ -313,10 +313,6 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if c.APIRateLimit > 0 || c.APIAddressRateLimit > 0 {
-		log.Info("api: rate limits", "merchant_rate", c.APIRateLimit, "merchant_burst", api.RateBurst(c.APIRateLimit, c.APIRateBurst),
-			"address_rate", c.APIAddressRateLimit, "address_burst", api.RateBurst(c.APIAddressRateLimit, c.APIAddressRateBurst))
-	}
 	hosted, err := checkout.New(checkout.Config{
 		Store: store, Tokens: tokens, Collector: apiHandler, Sandbox: true, AnonKey: anon,
 		BaseURL: baseURL, Logger: log.With("component", "checkout"),
