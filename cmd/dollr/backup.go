@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/dollr/dollr/internal/dirlock"
@@ -48,9 +47,9 @@ With PostgreSQL, back up with pg_dump instead (docs/backup.md).`)
 	if *databaseURL != "" {
 		return refusePostgres("backup", "pg_dump")
 	}
-	path := filepath.Join(*dataDir, sqliteFile)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(os.Stderr, "dollr backup: no store at %s: is --data-dir the directory 'dollr serve' runs on?\n", path)
+	path, err := existingSQLite(*dataDir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "dollr backup: %v\n", err)
 		return 1
 	}
 	// Shared, as a server's: a backup may run beside servers, not beside a

@@ -59,9 +59,7 @@ func openStore(ctx context.Context, c storeConfig, log *slog.Logger) (dollr.Stor
 	}
 	path := filepath.Join(c.DataDir, sqliteFile)
 	if c.Existing {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w at %s: is --data-dir the directory 'dollr serve' runs on (its first start creates the store)? With PostgreSQL, pass --database-url", errNoStore, path)
-		} else if err != nil {
+		if _, err := existingSQLite(c.DataDir); err != nil {
 			return nil, err
 		}
 	}
@@ -79,6 +77,18 @@ func openStore(ctx context.Context, c storeConfig, log *slog.Logger) (dollr.Stor
 		return nil, err
 	}
 	return lockedStore{db, lock}, nil
+}
+
+// existingSQLite is the path of dataDir's SQLite store, or errNoStore if a
+// server never made one there.
+func existingSQLite(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, sqliteFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("%w at %s: is --data-dir the directory 'dollr serve' runs on (its first start creates the store)? With PostgreSQL, pass --database-url", errNoStore, path)
+	} else if err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // lockedStore is the SQLite store with the data directory's shared lock,
