@@ -467,6 +467,41 @@ func (b *Bus) WatchReachable(ctx context.Context, interval time.Duration, lost f
 	}
 }
 
+// CaptureFeed is feed (the store's change feed) as this server reads it to
+// publish to the bus: Follow takes the feed only once NATS answers
+// (WaitReachable), and gives it up, returning an error, when NATS stops
+// answering while it waits for the replication slot or holds it idle
+// (WatchReachable). So a server cut off from NATS leaves the slot to one
+// that can publish, rather than taking it back after each failed publish.
+func (b *Bus) CaptureFeed(feed dollr.ChangeFeed) dollr.ChangeFeed { return captureFeed{feed, b} }
+
+type captureFeed struct {
+	dollr.ChangeFeed
+	bus *Bus
+}
+
+var errLost = errors.New("nats: NATS stopped answering")
+
+func (f captureFeed) Follow(ctx context.Context, after uint64, handle func([]dollr.Change) error) error {
+	if err := f.bus.WaitReachable(ctx); err != nil {
+		return err
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		f.bus.WatchReachable(fctx, 0, func(err error) { cancel(fmt.Errorf("%w: %v", errLost, err)) })
+	}()
+	err := f.ChangeFeed.Follow(fctx, after, handle)
+	cause := context.Cause(fctx)
+	cancel(nil)
+	<-watching
+	if ctx.Err() == nil && errors.Is(cause, errLost) {
+		return cause // not the caller stopping: it retries, and WaitReachable waits
+	}
+	return err
+}
+
 // WaitReachable returns once JetStream answers a request (one round trip when
 // it does), or with ctx's error. A server calls it before it takes the change
 // feed to publish: cut off from NATS, it must leave the feed (on PostgreSQL,

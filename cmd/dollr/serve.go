@@ -561,46 +561,13 @@ func mountRealtime(ctx context.Context, wg *sync.WaitGroup, mux *http.ServeMux, 
 			captureFrom = 0
 		}
 		wg.Go(func() {
-			follow(ctx, reachableFirst{store, bus}, captureFrom, func(batch []dollr.Change) error { return bus.Publish(ctx, batch) }, log.With("feed", "store"))
+			follow(ctx, bus.CaptureFeed(store), captureFrom, func(batch []dollr.Change) error { return bus.Publish(ctx, batch) }, log.With("feed", "store"))
 		})
 		wg.Go(func() { follow(ctx, bus, head, publish, log.With("feed", "nats")) })
 	}
 	mux.Handle("/realtime/v1/websocket", rt)
 	mux.Handle("/socket/websocket", rt)
 	return rt.Close, nil
-}
-
-// reachableFirst is the store's change feed as a server reads it to publish
-// to NATS: it takes the feed only once NATS answers (nats.Bus.WaitReachable),
-// and gives it up when NATS stops answering while it waits for the
-// replication slot or holds it idle (nats.Bus.WatchReachable). So a server
-// cut off from NATS leaves the slot to one that can publish, rather than
-// taking it back after each failed publish.
-type reachableFirst struct {
-	dollr.ChangeFeed
-	bus *nats.Bus
-}
-
-var errNATSLost = errors.New("NATS stopped answering")
-
-func (f reachableFirst) Follow(ctx context.Context, after uint64, handle func([]dollr.Change) error) error {
-	if err := f.bus.WaitReachable(ctx); err != nil {
-		return err
-	}
-	fctx, cancel := context.WithCancelCause(ctx)
-	watching := make(chan struct{})
-	go func() {
-		defer close(watching)
-		f.bus.WatchReachable(fctx, 0, func(err error) { cancel(fmt.Errorf("%w: %v", errNATSLost, err)) })
-	}()
-	err := f.ChangeFeed.Follow(fctx, after, handle)
-	cause := context.Cause(fctx)
-	cancel(nil)
-	<-watching
-	if ctx.Err() == nil && errors.Is(cause, errNATSLost) {
-		return cause // not the server stopping: follow() retries, after WaitReachable
-	}
-	return err
 }
 
 // follow hands a change feed's batches to handle until ctx ends, resuming
